@@ -4,8 +4,13 @@ go 1.26
 
 require (
 	github.com/benbjohnson/clock v1.3.5
+	github.com/google/btree v1.1.3
 	github.com/looplab/fsm v1.0.3
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+	github.com/stretchr/testify v1.12.1
 )
 
-require golang.org/x/text v0.14.0 // indirect
+require (
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/text v0.14.0 // indirect
+)

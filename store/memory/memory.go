@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/google/btree"
+
 	"github.com/runstep/runstep/events"
 	"github.com/runstep/runstep/lifecycle"
 	"github.com/runstep/runstep/store"
@@ -22,8 +24,8 @@ type Store struct {
 	// state may share them.
 	mu    sync.RWMutex
 	steps map[string]*lifecycle.Step
-	runs  map[string][]stepKey // each run's steps, sorted by created_at, id
-	log   []events.Event       // log[i].Seq == i+1
+	runs  map[string]*btree.BTreeG[stepKey] // each run's steps, by created_at, id
+	log   []events.Event                    // log[i].Seq == i+1
 }
 
 type stepKey struct {
@@ -31,15 +33,15 @@ type stepKey struct {
 	id        string
 }
 
-func compareKeys(a, b stepKey) int {
-	return cmp.Or(cmp.Compare(a.createdAt, b.createdAt), cmp.Compare(a.id, b.id))
+func lessKeys(a, b stepKey) bool {
+	return cmp.Or(cmp.Compare(a.createdAt, b.createdAt), cmp.Compare(a.id, b.id)) < 0
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{steps: make(map[string]*lifecycle.Step), runs: make(map[string][]stepKey)}
+	return &Store{steps: make(map[string]*lifecycle.Step), runs: make(map[string]*btree.BTreeG[stepKey])}
 }
 
 // Commit implements store.Store.
@@ -105,11 +107,12 @@ func (s *Store) checkLocked(batch []events.Event) error {
 }
 
 func (s *Store) insertLocked(step *lifecycle.Step) {
-	keys := s.runs[step.RunID]
-	k := stepKey{step.CreatedAt, step.ID}
-	// Steps mostly arrive in time order, so this is usually an append.
-	i, _ := slices.BinarySearchFunc(keys, k, compareKeys)
-	s.runs[step.RunID] = slices.Insert(keys, i, k)
+	index, ok := s.runs[step.RunID]
+	if !ok {
+		index = btree.NewG(32, lessKeys)
+		s.runs[step.RunID] = index
+	}
+	index.ReplaceOrInsert(stepKey{step.CreatedAt, step.ID})
 }
 
 // GetStep implements store.Store.
@@ -135,55 +138,80 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	keys := s.runs[q.RunID]
-	desc := q.Order == store.OrderDesc
-	// at maps a position in the requested order to an index in keys.
-	at := func(pos int) int {
-		if desc {
-			return len(keys) - 1 - pos
+	index := s.runs[q.RunID]
+	cursor := func(id string) (*stepKey, error) {
+		if id == "" {
+			return nil, nil
 		}
-		return pos
-	}
-	position := func(id string) (int, error) {
 		step, ok := s.steps[id]
 		if !ok || step.RunID != q.RunID {
-			return 0, fmt.Errorf("memory: list steps of run %s: cursor %s: %w", q.RunID, id, store.ErrNotFound)
+			return nil, fmt.Errorf("memory: list steps of run %s: cursor %s: %w", q.RunID, id, store.ErrNotFound)
 		}
-		i, _ := slices.BinarySearchFunc(keys, stepKey{step.CreatedAt, step.ID}, compareKeys)
-		return at(i), nil // at is its own inverse
+		return &stepKey{step.CreatedAt, step.ID}, nil
 	}
-	// The cursors cut the window [lo, hi) out of the ordered steps.
-	lo, hi := 0, len(keys)
-	if q.After != "" {
-		p, err := position(q.After)
-		if err != nil {
-			return store.StepPage{}, err
+	after, err := cursor(q.After)
+	if err != nil {
+		return store.StepPage{}, err
+	}
+	before, err := cursor(q.Before)
+	if err != nil {
+		return store.StepPage{}, err
+	}
+	// Only after the cursors are checked: a run with no steps has no step
+	// a cursor could name.
+	if index == nil {
+		return store.StepPage{Steps: []lifecycle.Step{}}, nil
+	}
+
+	// Walk away from the cursor the page was asked from, Limit+1 steps at
+	// most: the extra one only says whether there are more.
+	ascending := q.Order != store.OrderDesc
+	var keys []stepKey
+	collect := func(k stepKey) bool {
+		if before != nil && after != nil && k == *before {
+			return false
 		}
-		lo = p + 1
+		keys = append(keys, k)
+		return len(keys) <= q.Limit
 	}
-	if q.Before != "" {
-		p, err := position(q.Before)
-		if err != nil {
-			return store.StepPage{}, err
+	if before != nil && after == nil {
+		// Only Before: the Limit steps just before it, walked backwards.
+		walk(index, !ascending, before, collect)
+		slices.Reverse(keys)
+	} else if before == nil || ascending && lessKeys(*after, *before) || !ascending && lessKeys(*before, *after) {
+		// Unless After comes strictly before Before in Order, nothing lies
+		// between them: the page is empty.
+		walk(index, ascending, after, collect)
+	}
+	page := store.StepPage{HasMore: len(keys) > q.Limit}
+	if page.HasMore {
+		if before != nil && after == nil {
+			keys = keys[1:] // the extra one is the farthest from the cursor
+		} else {
+			keys = keys[:q.Limit]
 		}
-		hi = p
 	}
-	if lo > hi {
-		lo = hi
-	}
-	// A page holds the Limit steps next to the cursor it was asked from:
-	// after After, or, with only Before, just before Before.
-	var page store.StepPage
-	from, to := lo, min(hi, lo+q.Limit)
-	if q.Before != "" && q.After == "" {
-		from, to = max(lo, hi-q.Limit), hi
-	}
-	page.HasMore = to-from < hi-lo
-	page.Steps = make([]lifecycle.Step, 0, to-from)
-	for pos := from; pos < to; pos++ {
-		page.Steps = append(page.Steps, s.steps[keys[at(pos)].id].Clone())
+	page.Steps = make([]lifecycle.Step, len(keys))
+	for i, k := range keys {
+		page.Steps[i] = s.steps[k.id].Clone()
 	}
 	return page, nil
+}
+
+// walk visits index in ascending or descending order, starting just past
+// from (or at the first key if from is nil), until visit returns false.
+func walk(index *btree.BTreeG[stepKey], ascending bool, from *stepKey, visit func(stepKey) bool) {
+	pastFrom := func(k stepKey) bool { return k == *from || visit(k) }
+	switch {
+	case from == nil && ascending:
+		index.Ascend(visit)
+	case from == nil:
+		index.Descend(visit)
+	case ascending:
+		index.AscendGreaterOrEqual(*from, pastFrom)
+	default:
+		index.DescendLessOrEqual(*from, pastFrom)
+	}
 }
 
 // Events implements store.Store.
@@ -194,8 +222,10 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]events.Ev
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	from := int(min(max(after, 0), int64(len(s.log))))
-	to := min(from+max(limit, 0), len(s.log))
-	out := make([]events.Event, to-from)
+	// Count what is left rather than add limit to from: a caller may ask
+	// for math.MaxInt events, and from+limit would overflow.
+	n := min(max(limit, 0), len(s.log)-from)
+	out := make([]events.Event, n)
 	for i := range out {
 		out[i] = s.log[from+i].Clone()
 	}
