@@ -1,0 +1,156 @@
+// Command runstep shows the runstep library at work.
+//
+//	runstep demo [--log FILE] [--seed N]
+//	runstep graph [--format mermaid|dot]
+//
+// demo completes, fails and cancels the steps of one run on simulated time,
+// and prints each event as it commits and then the steps.
+// graph prints the step lifecycle, drawn from the machine's definition.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/runstep/runstep/lifecycle"
+	"github.com/runstep/runstep/store"
+	"github.com/runstep/runstep/store/memory"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and failed
+	exitUsage   = 2 // the command line was wrong
+)
+
+const usageText = `runstep drives OpenAI-Assistants-style run steps through their lifecycle.
+
+Usage:
+  runstep <command> [flags]
+
+Commands:
+  demo    run a short scenario on simulated time; print its events and steps
+  graph   print the step lifecycle diagram (Mermaid or Graphviz DOT)
+  help    print this help
+
+Run 'runstep <command> -h' for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run runs the command line args (without the program name) and returns
+// the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return exitUsage
+	}
+	switch args[0] {
+	case "demo":
+		return runDemo(args[1:], stdout, stderr)
+	case "graph":
+		return runGraph(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usageText)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "runstep: unknown command %q\n\n%s", args[0], usageText)
+	return exitUsage
+}
+
+// newFlagSet returns the flag set of a subcommand; its -h prints synopsis,
+// what the command does, and the flags.
+func newFlagSet(name, synopsis, about string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("runstep "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\n%s\n\nFlags:\n", synopsis, about)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args into fs. If the command should not go on, it returns
+// false and the exit code: 0 for -h, 2 for a bad command line.
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false // the flag package has said what is wrong
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+func runDemo(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("demo", "runstep demo [--log FILE] [--seed N]",
+		"Completes, fails and cancels the steps of one run on a simulated clock,\n"+
+			"and prints each event as it commits, then the steps.", stderr)
+	logPath := fs.String("log", "", "also write the JSON-lines event log to `FILE`")
+	seed := fs.Uint64("seed", 1, "seed of the generated ids: the same seed gives the same ids")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+
+	st := openStore()
+	// The only reading of the real clock: where the simulated time starts.
+	opts := demoOptions{Seed: *seed, Start: time.Now().Truncate(time.Second), Store: st}
+	var logFile *os.File
+	if *logPath != "" {
+		f, err := os.Create(*logPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "runstep demo: %v\n", errors.Join(err, st.Close()))
+			return exitFailure
+		}
+		logFile, opts.Log = f, f
+	}
+	err := demo(context.Background(), stdout, opts)
+	if logFile != nil {
+		err = errors.Join(err, logFile.Close())
+	}
+	err = errors.Join(err, st.Close())
+	if err != nil {
+		fmt.Fprintf(stderr, "runstep demo: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// openStore returns the store the commands use: for now the in-process
+// memory store, so nothing outlives the command.
+func openStore() store.Store { return memory.New() }
+
+func runGraph(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("graph", "runstep graph [--format mermaid|dot]",
+		"Prints the step lifecycle, drawn from the definition of the state machine.", stderr)
+	format := fs.String("format", string(lifecycle.DiagramMermaid), "diagram language: mermaid or dot")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	diagram, err := lifecycle.StepDiagram(lifecycle.DiagramFormat(*format))
+	if err != nil {
+		fmt.Fprintf(stderr, "runstep graph: %v\n", err)
+		if errors.Is(err, lifecycle.ErrInvalid) {
+			return exitUsage
+		}
+		return exitFailure
+	}
+	if _, err := io.WriteString(stdout, diagram); err != nil {
+		fmt.Fprintf(stderr, "runstep graph: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
