@@ -164,6 +164,22 @@ func (c CodeInterpreterCall) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(c))
 }
 
+// UnmarshalJSON reads an empty or null outputs list as nil, the one form
+// that MarshalJSON writes as [], so a decoded call equals the call that was
+// encoded.
+func (c *CodeInterpreterCall) UnmarshalJSON(b []byte) error {
+	type plain CodeInterpreterCall
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	if len(p.Outputs) == 0 {
+		p.Outputs = nil
+	}
+	*c = CodeInterpreterCall(p)
+	return nil
+}
+
 // CodeOutputType is the kind of a code interpreter output.
 type CodeOutputType string
 
@@ -226,6 +242,27 @@ func (o *CodeOutput) UnmarshalJSON(b []byte) error {
 type FileSearchCall struct {
 	RankingOptions *FileSearchRankingOptions `json:"ranking_options,omitempty"`
 	Results        []FileSearchResult        `json:"results,omitempty"`
+}
+
+// UnmarshalJSON reads empty results and content lists as nil, the one form
+// that encoding omits (omitempty), so a decoded call equals the call that
+// was encoded.
+func (c *FileSearchCall) UnmarshalJSON(b []byte) error {
+	type plain FileSearchCall
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	if len(p.Results) == 0 {
+		p.Results = nil
+	}
+	for i := range p.Results {
+		if len(p.Results[i].Content) == 0 {
+			p.Results[i].Content = nil
+		}
+	}
+	*c = FileSearchCall(p)
+	return nil
 }
 
 // FileSearchRankingOptions are the options a file search ranked with.
