@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"maps"
 	"slices"
 	"unicode/utf8"
 )
@@ -91,11 +92,13 @@ func (m Metadata) Validate() error {
 	if len(m) > MaxMetadataPairs {
 		return invalid("metadata", "", "too many pairs: %d, at most %d", len(m), MaxMetadataPairs)
 	}
-	for k, v := range m {
+	// Check the keys in order, so that the error names the same one every
+	// time.
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if n := utf8.RuneCountInString(k); n > MaxMetadataKeyLen {
 			return invalid("metadata", k, "key is %d characters, at most %d", n, MaxMetadataKeyLen)
 		}
-		if n := utf8.RuneCountInString(v); n > MaxMetadataValueLen {
+		if n := utf8.RuneCountInString(m[k]); n > MaxMetadataValueLen {
 			return invalid("metadata."+k, "", "value is %d characters, at most %d", n, MaxMetadataValueLen)
 		}
 	}
