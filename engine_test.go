@@ -49,6 +49,10 @@ func TestOrchestratorScenario(t *testing.T) {
 		clk.Set(t0)
 		eng, err := engine.New(st, engine.WithClock(clk), engine.WithIDs(engine.SeededIDs(1)))
 		require.NoError(t, err)
+		_, err = eng.CreateRun(ctx, engine.NewRun{ID: "run_1", ThreadID: "thread_1", AssistantID: "asst_1"})
+		require.NoError(t, err)
+		_, err = eng.StartRun(ctx, "run_1")
+		require.NoError(t, err)
 		newStep := engine.NewStep{RunID: "run_1", ThreadID: "thread_1", AssistantID: "asst_1", Type: lifecycle.TypeToolCalls}
 
 		tool, err := eng.CreateStep(ctx, newStep)
@@ -101,6 +105,9 @@ func TestOrchestratorScenario(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []lifecycle.Step{tool, message, limited, cancelled}, list.Data)
 
+		_, err = eng.CompleteRun(ctx, "run_1")
+		require.NoError(t, err)
+
 		var got []events.Type
 		var seq int64
 		for ev, err := range eng.Subscribe(ctx, 0) {
@@ -108,18 +115,22 @@ func TestOrchestratorScenario(t *testing.T) {
 			seq++
 			require.Equal(t, seq, ev.Seq, "gapless")
 			got = append(got, ev.Type)
-			data, err := json.Marshal(ev.Step)
-			require.NoError(t, err)
-			schematest.RequireValidStep(t, data)
-			if seq == 8 {
+			if ev.Step != nil {
+				data, err := json.Marshal(ev.Step)
+				require.NoError(t, err)
+				schematest.RequireValidStep(t, data)
+			}
+			if seq == 11 {
 				break
 			}
 		}
 		assert.Equal(t, []events.Type{
+			events.TypeRunCreated, events.TypeRunInProgress,
 			events.TypeStepCreated, events.TypeStepCompleted,
 			events.TypeStepCreated, events.TypeStepCompleted,
 			events.TypeStepCreated, events.TypeStepFailed,
 			events.TypeStepCreated, events.TypeStepCancelled,
+			events.TypeRunCompleted,
 		}, got)
 	})
 }

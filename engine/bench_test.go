@@ -2,10 +2,14 @@ package engine_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/runstep/runstep/engine"
+	"github.com/runstep/runstep/events"
 	"github.com/runstep/runstep/lifecycle"
+	"github.com/runstep/runstep/store"
 	"github.com/runstep/runstep/store/memory"
 )
 
@@ -19,13 +23,14 @@ func BenchmarkTransition(b *testing.B) {
 	b.Run("engine-memory-create+complete", func(b *testing.B) {
 		f := newBenchFixture(b)
 		// Runs of 20 steps, a realistic shape; a run's size only matters to
-		// its own index (see the memory store's benchmarks for large runs).
-		runs := engine.SeededIDs(2)
+		// its own index. Making the runs is not timed.
 		var runID string
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			if i%20 == 0 {
-				runID = runs.NewID("run_")
+				b.StopTimer()
+				runID = startRun(b, f)
+				b.StartTimer()
 			}
 			step, err := f.CreateStep(ctx, engine.NewStep{RunID: runID, ThreadID: "thread_1", AssistantID: "asst_1", Type: lifecycle.TypeToolCalls})
 			if err != nil {
@@ -88,6 +93,20 @@ func next(s lifecycle.Status, t lifecycle.Trigger) lifecycle.Status {
 	return ""
 }
 
+// startRun creates a run in progress and returns its id.
+func startRun(b *testing.B, eng *engine.Engine) string {
+	b.Helper()
+	ctx := context.Background()
+	run, err := eng.CreateRun(ctx, engine.NewRun{ThreadID: "thread_1", AssistantID: "asst_1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := eng.StartRun(ctx, run.ID); err != nil {
+		b.Fatal(err)
+	}
+	return run.ID
+}
+
 func newBenchFixture(b *testing.B) *engine.Engine {
 	b.Helper()
 	eng, err := engine.New(memory.New(), engine.WithIDs(engine.SeededIDs(1)))
@@ -95,4 +114,120 @@ func newBenchFixture(b *testing.B) *engine.Engine {
 		b.Fatal(err)
 	}
 	return eng
+}
+
+// BenchmarkExpireRun expires a run with 10,000 steps in progress on the
+// memory store: one atomic write of 10,001 events. Its floors, in the same
+// run: the lifecycle cascade alone (10,000 Step.Apply), and the store's
+// commit of the same batch without the engine's reads.
+func BenchmarkExpireRun(b *testing.B) {
+	const steps = 10_000
+	ctx := context.Background()
+	setup := func(b *testing.B) (*engine.Engine, store.Store, string) {
+		b.Helper()
+		b.StopTimer()
+		defer b.StartTimer()
+		st := memory.New()
+		eng, err := engine.New(st, engine.WithIDs(engine.SeededIDs(1)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		runID := startRun(b, eng)
+		for range steps {
+			if _, err := eng.CreateStep(ctx, engine.NewStep{RunID: runID, Type: lifecycle.TypeToolCalls}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return eng, st, runID
+	}
+
+	b.Run("engine-memory-10k-steps", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			eng, _, runID := setup(b)
+			if _, err := eng.ExpireRun(ctx, runID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	b.Run("memory-commit-10k-steps", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, st, runID := setup(b)
+			b.StopTimer()
+			run, _ := st.GetRun(ctx, runID)
+			inProgress, _ := st.StepsInProgress(ctx, runID)
+			at := time.Unix(*run.ExpiresAt, 0)
+			expired, _ := run.Apply(lifecycle.RunChange{Trigger: lifecycle.RunTriggerExpire, At: at})
+			moved, _ := lifecycle.DefaultCascadePolicy().Cascade(expired, inProgress, at)
+			evs := make([]events.Event, 0, len(moved)+1)
+			for i := range moved {
+				evs = append(evs, events.Event{Type: events.TypeStepExpired, At: at.Unix(), Step: &moved[i]})
+			}
+			evs = append(evs, events.Event{Type: events.TypeRunExpired, At: at.Unix(), Run: &expired})
+			b.StartTimer()
+			if _, err := st.Commit(ctx, store.Events(evs...)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	b.Run("lifecycle-cascade-10k-steps", func(b *testing.B) {
+		_, st, runID := setup(b)
+		run, _ := st.GetRun(ctx, runID)
+		inProgress, _ := st.StepsInProgress(ctx, runID)
+		at := time.Unix(*run.ExpiresAt, 0)
+		expired, _ := run.Apply(lifecycle.RunChange{Trigger: lifecycle.RunTriggerExpire, At: at})
+		policy := lifecycle.DefaultCascadePolicy()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := policy.Cascade(expired, inProgress, at); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkArmDeadlines measures arming a deadline (creating a run) with
+// 100,000 deadlines already armed in the memory store's ordered index, and
+// finding the earliest one. It reports the heap each armed run costs.
+func BenchmarkArmDeadlines(b *testing.B) {
+	const armed = 100_000
+	ctx := context.Background()
+	st := memory.New()
+	eng, err := engine.New(st, engine.WithIDs(engine.SeededIDs(1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range armed {
+		// Spread the deadlines: runs made over a day, 10 minutes each.
+		if _, err := eng.CreateRun(ctx, engine.NewRun{ThreadID: "thread_1", AssistantID: "asst_1", TTL: time.Duration(1+i%86400) * time.Second}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perRun := float64(after.HeapAlloc-before.HeapAlloc) / armed
+
+	b.Run("create-run-100k-armed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := eng.CreateRun(ctx, engine.NewRun{ThreadID: "thread_1", AssistantID: "asst_1"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(perRun, "heap-B/armed-run")
+	})
+	b.Run("next-deadline-100k-armed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok, err := st.NextDeadline(ctx); err != nil || !ok {
+				b.Fatal(err, ok)
+			}
+		}
+	})
 }

@@ -9,9 +9,13 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
+	"time"
 
 	"github.com/benbjohnson/clock"
 
@@ -26,7 +30,11 @@ type Engine struct {
 	store   store.Store
 	clock   clock.Clock
 	ids     IDGenerator
-	changed notifier
+	ttl     time.Duration
+	policy  lifecycle.CascadePolicy
+	logger  *slog.Logger
+	changed notifier // woken by every commit
+	rearm   notifier // woken by every commit that changes a run
 }
 
 // Option configures an Engine.
@@ -39,14 +47,37 @@ func WithClock(c clock.Clock) Option { return func(e *Engine) { e.clock = c } }
 // WithIDs sets how new ids are made. The default is RandomIDs().
 func WithIDs(g IDGenerator) Option { return func(e *Engine) { e.ids = g } }
 
-// New returns an engine that keeps its state in st.
+// WithRunTTL sets how long a run may take before it expires, unless
+// NewRun says otherwise. The default is lifecycle.DefaultRunTTL, ten
+// minutes.
+func WithRunTTL(d time.Duration) Option { return func(e *Engine) { e.ttl = d } }
+
+// WithCascadePolicy sets what a run's end does to its steps still in
+// progress. The default is lifecycle.DefaultCascadePolicy().
+func WithCascadePolicy(p lifecycle.CascadePolicy) Option {
+	return func(e *Engine) { e.policy = maps.Clone(p) }
+}
+
+// WithLogger sets where Run reports the errors it carries on after. The
+// default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.logger = l } }
+
+// New returns an engine that keeps its state in st. It returns an error
+// for a nil store, a TTL that is not positive, or an invalid cascade
+// policy.
 func New(st store.Store, opts ...Option) (*Engine, error) {
 	if st == nil {
 		return nil, errors.New("engine: nil store")
 	}
-	e := &Engine{store: st}
+	e := &Engine{store: st, ttl: lifecycle.DefaultRunTTL, policy: lifecycle.DefaultCascadePolicy(), logger: slog.Default()}
 	for _, opt := range opts {
 		opt(e)
+	}
+	if e.ttl <= 0 {
+		return nil, fmt.Errorf("engine: run TTL %v is not positive", e.ttl)
+	}
+	if err := e.policy.Validate(); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	if e.clock == nil {
 		e.clock = clock.New()
@@ -72,9 +103,12 @@ type NewStep struct {
 }
 
 // CreateStep creates a step in_progress, stamped created_at now, and
-// commits it with its thread.run.step.created event. Returns a
-// *lifecycle.ValidationError for bad input, and store.ErrAlreadyExists if
-// the id is taken.
+// commits it with its thread.run.step.created event. The run must exist
+// (store.ErrNotFound otherwise) and be in_progress: creating a step of a
+// run in any other status is a *lifecycle.TransitionError with trigger
+// "create_step". The step's thread and assistant default to the run's.
+// Returns a *lifecycle.ValidationError for bad input, and
+// store.ErrAlreadyExists if the id is taken.
 func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, error) {
 	if ns.Details.Type == "" && ns.Type == lifecycle.TypeToolCalls {
 		ns.Details = lifecycle.ToolCallsDetails()
@@ -82,19 +116,41 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 	if ns.ID == "" {
 		ns.ID = e.ids.NewID("step_")
 	}
-	now := e.clock.Now().Unix()
-	step := lifecycle.Step{
-		ID: ns.ID, CreatedAt: now, AssistantID: ns.AssistantID, ThreadID: ns.ThreadID, RunID: ns.RunID,
-		Type: ns.Type, Status: lifecycle.StatusInProgress, Details: ns.Details, Metadata: ns.Metadata,
+	var err error
+	for range maxAttempts {
+		var run lifecycle.Run
+		if run, err = e.store.GetRun(ctx, ns.RunID); err != nil {
+			break
+		}
+		if run.Status != lifecycle.RunStatusInProgress {
+			err = &lifecycle.TransitionError{ID: run.ID, From: string(run.Status), Trigger: "create_step"}
+			break
+		}
+		now := e.clock.Now().Unix()
+		step := lifecycle.Step{
+			ID: ns.ID, CreatedAt: now, AssistantID: cmp.Or(ns.AssistantID, run.AssistantID), ThreadID: cmp.Or(ns.ThreadID, run.ThreadID),
+			RunID: ns.RunID, Type: ns.Type, Status: lifecycle.StatusInProgress, Details: ns.Details, Metadata: ns.Metadata,
+		}
+		if err = step.Validate(); err != nil {
+			break
+		}
+		// The guard makes the run's end and this step's birth exclusive:
+		// if the run ends first, this commit conflicts and the next attempt
+		// sees the ended run; if the step commits first, the run's cascade
+		// conflicts and reads it.
+		err = e.commit(ctx, store.Batch{
+			Events: []events.Event{{Type: events.TypeStepCreated, At: now, Step: &step}},
+			Guards: []store.Guard{{RunID: run.ID, Version: run.Version}},
+		})
+		if err == nil {
+			step.Version = 1
+			return step, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			break
+		}
 	}
-	if err := step.Validate(); err != nil {
-		return lifecycle.Step{}, fmt.Errorf("engine: create step: %w", err)
-	}
-	evs, err := e.commit(ctx, events.Event{Type: events.TypeStepCreated, At: now, Step: &step})
-	if err != nil {
-		return lifecycle.Step{}, fmt.Errorf("engine: create step %s: %w", step.ID, err)
-	}
-	return *evs[0].Step, nil
+	return lifecycle.Step{}, fmt.Errorf("engine: create step %s: %w", ns.ID, err)
 }
 
 // Final adds what a step ended with to Complete or Fail.
@@ -140,10 +196,10 @@ func (e *Engine) Expire(ctx context.Context, id string) (lifecycle.Step, error) 
 	return e.transition(ctx, id, lifecycle.Change{Trigger: lifecycle.TriggerExpire})
 }
 
-// maxAttempts bounds the read-apply-commit loop of one transition. A
-// conflict means another writer moved the step first; the next attempt
-// reads what it did, and the machine then refuses or accepts on that.
-const maxAttempts = 4
+// maxAttempts bounds the read-apply-commit loop of one write. A conflict
+// means another writer changed the object first; the next attempt reads
+// what it did, and the machine then refuses or accepts on that.
+const maxAttempts = 8
 
 // transition reads the step, lets the machine apply c, and commits the
 // result with its event. Every transition returns a
@@ -161,10 +217,10 @@ func (e *Engine) transition(ctx context.Context, id string, c lifecycle.Change) 
 		if next, err = cur.Apply(c); err != nil {
 			break
 		}
-		var evs []events.Event
-		evs, err = e.commit(ctx, events.Event{Type: events.StepType(next.Status), At: c.At.Unix(), Step: &next})
+		err = e.commit(ctx, store.Events(events.Event{Type: events.StepType(next.Status), At: c.At.Unix(), Step: &next}))
 		if err == nil {
-			return *evs[0].Step, nil
+			next.Version++
+			return next, nil
 		}
 		if !errors.Is(err, store.ErrConflict) {
 			break
@@ -182,12 +238,18 @@ func (e *Engine) GetStep(ctx context.Context, id string) (lifecycle.Step, error)
 	return step, nil
 }
 
-// commit writes evs and wakes the subscribers.
-func (e *Engine) commit(ctx context.Context, evs ...events.Event) ([]events.Event, error) {
-	out, err := e.store.Commit(ctx, evs...)
-	if err != nil {
-		return nil, err
+// commit writes b and wakes the subscribers, and the deadline loop if a
+// run changed.
+func (e *Engine) commit(ctx context.Context, b store.Batch) error {
+	if _, err := e.store.Commit(ctx, b); err != nil {
+		return err
 	}
 	e.changed.notify()
-	return out, nil
+	for _, ev := range b.Events {
+		if ev.Run != nil {
+			e.rearm.notify()
+			break
+		}
+	}
+	return nil
 }

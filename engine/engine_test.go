@@ -35,7 +35,32 @@ func newFixture(t *testing.T) fixture {
 	st := memory.New()
 	eng, err := engine.New(st, engine.WithClock(clk), engine.WithIDs(engine.SeededIDs(7)))
 	require.NoError(t, err)
-	return fixture{eng: eng, store: st, clock: clk}
+	f := fixture{eng: eng, store: st, clock: clk}
+	f.startRun(t, "run_1")
+	return f
+}
+
+// startRun creates a run in progress: the only kind steps can be added to.
+func (f fixture) startRun(t *testing.T, id string) lifecycle.Run {
+	t.Helper()
+	ctx := context.Background()
+	_, err := f.eng.CreateRun(ctx, engine.NewRun{ID: id, ThreadID: "thread_1", AssistantID: "asst_1"})
+	require.NoError(t, err)
+	run, err := f.eng.StartRun(ctx, id)
+	require.NoError(t, err)
+	return run
+}
+
+// stepEvents returns the log's step events, leaving out the runs'.
+func (f fixture) stepEvents(t *testing.T) []events.Event {
+	t.Helper()
+	var out []events.Event
+	for _, ev := range f.allEvents(t) {
+		if ev.Step != nil {
+			out = append(out, ev)
+		}
+	}
+	return out
 }
 
 func (f fixture) toolStep(t *testing.T) lifecycle.Step {
@@ -68,9 +93,9 @@ func TestCreateStep(t *testing.T) {
 	}
 	assert.Equal(t, want, step)
 
-	evs := f.allEvents(t)
+	evs := f.stepEvents(t)
 	require.Len(t, evs, 1)
-	assert.Equal(t, events.Event{Seq: 1, Type: events.TypeStepCreated, At: start.Unix(), Step: &want}, evs[0])
+	assert.Equal(t, events.Event{Seq: 3, Type: events.TypeStepCreated, At: start.Unix(), Step: &want}, evs[0])
 }
 
 func TestCreateStepRefusesBadInput(t *testing.T) {
@@ -80,11 +105,10 @@ func TestCreateStepRefusesBadInput(t *testing.T) {
 		step  engine.NewStep
 		field string
 	}{
-		"no run":          {engine.NewStep{ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls}, "run_id"},
-		"unknown type":    {engine.NewStep{RunID: "r", ThreadID: "t", AssistantID: "a", Type: "thinking"}, "type"},
-		"message no id":   {engine.NewStep{RunID: "r", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeMessageCreation}, "step_details.type"},
-		"metadata pairs":  {engine.NewStep{RunID: "r", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls, Metadata: manyPairs(17)}, "metadata"},
-		"details of type": {engine.NewStep{RunID: "r", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls, Details: lifecycle.MessageCreationDetails("msg_1")}, "step_details.type"},
+		"unknown type":    {engine.NewStep{RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: "thinking"}, "type"},
+		"message no id":   {engine.NewStep{RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeMessageCreation}, "step_details.type"},
+		"metadata pairs":  {engine.NewStep{RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls, Metadata: manyPairs(17)}, "metadata"},
+		"details of type": {engine.NewStep{RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls, Details: lifecycle.MessageCreationDetails("msg_1")}, "step_details.type"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -95,10 +119,13 @@ func TestCreateStepRefusesBadInput(t *testing.T) {
 			require.ErrorIs(t, err, lifecycle.ErrInvalid)
 		})
 	}
-	assert.Empty(t, f.allEvents(t), "refused input writes nothing")
+	assert.Empty(t, f.stepEvents(t), "refused input writes nothing")
+
+	_, err := f.eng.CreateStep(ctx, engine.NewStep{RunID: "run_none", Type: lifecycle.TypeToolCalls})
+	require.ErrorIs(t, err, store.ErrNotFound, "steps belong to a run the engine knows")
 
 	first := f.toolStep(t)
-	_, err := f.eng.CreateStep(ctx, engine.NewStep{ID: first.ID, RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls})
+	_, err = f.eng.CreateStep(ctx, engine.NewStep{ID: first.ID, RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls})
 	require.ErrorIs(t, err, store.ErrAlreadyExists)
 }
 
@@ -167,9 +194,9 @@ func TestTransitionsStampTheClock(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, step, got)
 
-			evs := f.allEvents(t)
+			evs := f.stepEvents(t)
 			require.Len(t, evs, 2)
-			assert.Equal(t, events.Event{Seq: 2, Type: tc.event, At: at, Step: &step}, evs[1])
+			assert.Equal(t, events.Event{Seq: 4, Type: tc.event, At: at, Step: &step}, evs[1])
 		})
 	}
 }
@@ -197,7 +224,7 @@ func TestTerminalStepsRefuseEveryTrigger(t *testing.T) {
 			assert.Equal(t, lifecycle.TransitionError{ID: step.ID, From: "completed", Trigger: name}, *terr)
 		})
 	}
-	assert.Len(t, f.allEvents(t), 2, "refused triggers write nothing")
+	assert.Len(t, f.stepEvents(t), 2, "refused triggers write nothing")
 }
 
 func TestFailRefusesBadError(t *testing.T) {
@@ -281,7 +308,7 @@ func TestConcurrentTriggersOneWinner(t *testing.T) {
 			}
 		}
 		assert.Equal(t, 1, wins)
-		evs := f.allEvents(t)
+		evs := f.stepEvents(t)
 		require.Len(t, evs, 2, "one created event and one terminal event")
 		assert.True(t, evs[1].Step.Status.Terminal())
 		final, err := f.eng.GetStep(ctx, step.ID)

@@ -101,7 +101,8 @@ func TestListStepsBeforeReturnsThePreviousPage(t *testing.T) {
 func TestListStepsRefusesBadParams(t *testing.T) {
 	f := newFixture(t)
 	createSteps(t, f, 3)
-	other, err := f.eng.CreateStep(context.Background(), engine.NewStep{RunID: "run_2", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls})
+	f.startRun(t, "run_2")
+	other, err := f.eng.CreateStep(context.Background(), engine.NewStep{RunID: "run_2", Type: lifecycle.TypeToolCalls})
 	require.NoError(t, err)
 
 	cases := []struct {

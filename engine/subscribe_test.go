@@ -27,12 +27,14 @@ func TestSubscribeCatchesUpThenFollows(t *testing.T) {
 			got <- ev
 		}
 	}()
-	assert.Equal(t, first.ID, (<-got).Step.ID, "the event committed before subscribing")
+	assert.Equal(t, "run_1", (<-got).Run.ID, "the events committed before subscribing")
+	assert.Equal(t, "run_1", (<-got).Run.ID)
+	assert.Equal(t, first.ID, (<-got).Step.ID)
 
 	_, err := f.eng.Complete(ctx, first.ID)
 	require.NoError(t, err)
 	ev := <-got
-	assert.Equal(t, int64(2), ev.Seq)
+	assert.Equal(t, int64(4), ev.Seq)
 	assert.Equal(t, events.TypeStepCompleted, ev.Type)
 
 	cancel()
@@ -55,7 +57,7 @@ func TestSlowSubscriberMissesNothing(t *testing.T) {
 		require.NoError(t, err)
 		seq++
 		require.Equal(t, seq, ev.Seq)
-		if seq == 2*steps {
+		if seq == 2*steps+2 {
 			break
 		}
 	}
@@ -69,6 +71,7 @@ func TestSubscribeFromTheMiddle(t *testing.T) {
 	for ev, err := range f.eng.Subscribe(context.Background(), 3) {
 		require.NoError(t, err)
 		assert.Equal(t, int64(4), ev.Seq)
+		assert.Equal(t, events.TypeStepCreated, ev.Type)
 		break
 	}
 }

@@ -4,10 +4,11 @@
 // conformance suite in storetest.
 //
 // Every backend keeps two invariants. A change of state and the event that
-// describes it are one atomic write: a store never holds a step whose event
-// is missing, nor an event whose state was rolled back. And writers race
-// through optimistic concurrency: each step carries a version, a write names
-// the version it read, and of two writers on one version exactly one wins.
+// describes it are one atomic write: a store never holds a step or run
+// whose event is missing, nor an event whose state was rolled back. And
+// writers race through optimistic concurrency: each step and run carries a
+// version, a write names the version it read, and of two writers on one
+// version exactly one wins.
 package store
 
 import (
@@ -30,41 +31,104 @@ var (
 	ErrInvalid = errors.New("store: invalid request")
 )
 
-// Store keeps steps and the log of events that made them. Implementations
-// are safe for concurrent use, and copy in and out: a caller never shares
-// memory with the store.
+// Store keeps steps, runs and the log of events that made them.
+// Implementations are safe for concurrent use, and copy in and out: a
+// caller never shares memory with the store. Every method returns ctx's
+// error (wrapped) if ctx is done before it starts; such a Commit writes
+// nothing.
 type Store interface {
-	// Commit writes each event's step as the new state of that step, and
-	// appends the events to the log, all in one atomic write: either every
-	// change is stored or none is.
+	// Commit writes each event's step or run as the new state of that
+	// object, and appends the events to the log, all in one atomic write:
+	// either every change is stored or none is.
 	//
-	// An event's Step.Version is the version the writer read: 0 for a step
-	// that must not exist yet. The store writes the step with Version+1 and
-	// gives the events the next sequence numbers, in the order given. It
-	// returns the committed events (with their Seq and the steps' new
-	// Version).
+	// An event's Step.Version (or Run.Version) is the version the writer
+	// read: 0 for an object that must not exist yet. The store writes the
+	// object with Version+1 and gives the events the next sequence numbers,
+	// in the order given, and returns the first of them: the batch's events
+	// took first, first+1, …. (The caller knows the rest: its objects as
+	// committed are its own with Version+1, so nothing is copied back.) The
+	// batch's guards are checked and their runs' versions bumped in the same
+	// write. A batch without events and guards writes nothing and returns 0.
 	//
-	// Returns ErrAlreadyExists if a step with version 0 exists, ErrNotFound
-	// if a step with a version above 0 does not, ErrConflict if a step's
-	// version is not the one given, and ErrInvalid for an event without a
-	// step or a batch that names one step twice.
-	Commit(ctx context.Context, evs ...events.Event) ([]events.Event, error)
+	// Returns ErrInvalid for an event without exactly one of a step and a
+	// run, a batch that names one object twice, or an update that changes a
+	// step's run_id or created_at (checked before the stored state);
+	// ErrAlreadyExists if an object with version 0 exists; ErrNotFound if
+	// an object with a version above 0, or a guarded run, does not; and
+	// ErrConflict if an object's or guarded run's version is not the one
+	// given.
+	Commit(ctx context.Context, b Batch) (first int64, err error)
 
 	// GetStep returns the step with the given id. Returns ErrNotFound if
 	// there is none.
 	GetStep(ctx context.Context, id string) (lifecycle.Step, error)
 
-	// ListSteps returns one page of a run's steps in the order q asks for
-	// (by created_at, then id). Returns ErrNotFound if q.After or q.Before
-	// names no step of the run.
+	// GetRun returns the run with the given id. Returns ErrNotFound if
+	// there is none.
+	GetRun(ctx context.Context, id string) (lifecycle.Run, error)
+
+	// ListSteps returns one page of a run's steps in the order q asks for:
+	// by created_at, then id in byte order (as Go compares strings). With
+	// Before alone, the page is the Limit steps nearest Before and HasMore
+	// says whether more come before the page; otherwise the page starts
+	// right after After (or at the start) and HasMore says whether more
+	// follow it, before Before if set. If After does not come before Before
+	// in the order, the page is empty. An unknown run gives an empty page.
+	// Returns ErrNotFound if q.After or q.Before names no step of the run.
 	ListSteps(ctx context.Context, q StepQuery) (StepPage, error)
+
+	// StepsInProgress returns every step of the run that is still
+	// in_progress, ordered by created_at then id.
+	StepsInProgress(ctx context.Context, runID string) ([]lifecycle.Step, error)
+
+	// DueRuns returns up to limit runs that have not ended and whose
+	// expires_at is at or before now (Unix seconds), earliest deadline
+	// first (then by id).
+	DueRuns(ctx context.Context, now int64, limit int) ([]lifecycle.Run, error)
+
+	// NextDeadline returns the earliest expires_at of the runs that have
+	// not ended, and false if no such run has a deadline.
+	NextDeadline(ctx context.Context) (int64, bool, error)
 
 	// Events returns up to limit events with Seq > after, in Seq order. An
 	// empty result means the caller has read everything committed so far.
+	// A negative after reads from the start; limit ≤ 0 returns nothing.
 	Events(ctx context.Context, after int64, limit int) ([]events.Event, error)
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Watcher is implemented by stores that several processes share (such as
+// Postgres): it tells an engine when any writer, in any process, commits,
+// so subscriptions and the deadline loop need not poll.
+type Watcher interface {
+	// Watch returns a channel that receives a value after commits by any
+	// writer (several commits may coalesce into one value; a spurious value
+	// is harmless). The channel is closed when ctx is done or the watch
+	// fails for good.
+	Watch(ctx context.Context) (<-chan struct{}, error)
+}
+
+// Batch is one atomic write.
+type Batch struct {
+	// Events are the changes, each carrying the object after the change.
+	Events []events.Event
+	// Guards name runs the write depends on without changing them.
+	Guards []Guard
+}
+
+// Events returns a batch of the given events and no guards.
+func Events(evs ...events.Event) Batch { return Batch{Events: evs} }
+
+// Guard names a run that must still be at Version when the batch commits.
+// The commit bumps the run's version (and changes nothing else), so a
+// writer that read the run before this commit conflicts. A step is created
+// with a guard on its run: the run cannot end unseen while the step is
+// being added to it.
+type Guard struct {
+	RunID   string
+	Version int64
 }
 
 // Order is the direction of a list.
@@ -90,7 +154,7 @@ type StepQuery struct {
 // StepPage is one page of steps.
 type StepPage struct {
 	Steps []lifecycle.Step
-	// HasMore says whether more steps follow the page in Order (and before
-	// Before, if set).
+	// HasMore says whether more steps lie beyond the page, away from the
+	// cursor it was asked from (see ListSteps).
 	HasMore bool
 }

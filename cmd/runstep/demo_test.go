@@ -8,7 +8,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -26,10 +26,13 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // is the same every time.
 var demoStart = time.Date(2025, 10, 30, 21, 58, 51, 0, time.UTC)
 
-// scenarioEvents are the events the demo's scenario must produce: a step
-// created, and each ending a caller brings about.
+// scenarioEvents are the events the demo's scenario must produce: each step
+// and run event a caller or a run's end brings about.
 var scenarioEvents = []events.Type{
 	events.TypeStepCreated, events.TypeStepCompleted, events.TypeStepFailed, events.TypeStepCancelled,
+	events.TypeStepExpired,
+	events.TypeRunCreated, events.TypeRunInProgress, events.TypeRunRequiresAction, events.TypeRunQueued,
+	events.TypeRunCompleted, events.TypeRunExpired, events.TypeRunCancelling, events.TypeRunCancelled,
 }
 
 func TestDemoCommand(t *testing.T) {
@@ -42,21 +45,29 @@ func TestDemoCommand(t *testing.T) {
 	for _, typ := range scenarioEvents {
 		assert.Contains(t, stdout, string(typ))
 	}
-	assert.Contains(t, stdout, "run_demo")
 	assert.Contains(t, stdout, string(lifecycle.ErrorCodeRateLimitExceeded))
 
 	logged := requireValidLog(t, logPath)
 	var types []events.Type
 	for _, ev := range logged {
 		types = append(types, ev.Type)
-		assert.Contains(t, stdout, ev.Step.ID)
+		assert.Contains(t, stdout, objectID(ev))
 	}
 	assert.Subset(t, types, scenarioEvents)
 }
 
+// objectID is the id of the step or run an event carries.
+func objectID(ev events.Event) string {
+	if ev.Step != nil {
+		return ev.Step.ID
+	}
+	return ev.Run.ID
+}
+
 // requireValidLog checks the JSON-lines log at path: every line decodes as
-// an event whose data the spec's schema accepts, and the seqs run 1..n with
-// no gap. It returns the events.
+// an event, a step event's data is a step the spec's schema accepts, a run
+// event's data is a "thread.run", and the seqs run 1..n with no gap. It
+// returns the events.
 func requireValidLog(t *testing.T, path string) []events.Event {
 	t.Helper()
 	f, err := os.Open(path)
@@ -74,7 +85,17 @@ func requireValidLog(t *testing.T, path string) []events.Event {
 			Data json.RawMessage `json:"data"`
 		}
 		require.NoError(t, json.Unmarshal(line, &raw), "line %d", n)
-		schematest.RequireValidStep(t, raw.Data)
+		if ev.Type.IsStep() {
+			require.NotNil(t, ev.Step, "line %d: %s", n, line)
+			schematest.RequireValidStep(t, raw.Data)
+		} else {
+			require.NotNil(t, ev.Run, "line %d: %s", n, line)
+			var obj struct {
+				Object string `json:"object"`
+			}
+			require.NoError(t, json.Unmarshal(raw.Data, &obj), "line %d", n)
+			require.Equal(t, lifecycle.ObjectRun, obj.Object, "line %d: object", n)
+		}
 		require.EqualValues(t, n, ev.Seq, "line %d: seq", n)
 		evs = append(evs, ev)
 	}
@@ -92,35 +113,67 @@ func TestDemoScenario(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, log.Bytes(), 0o644))
 	evs := requireValidLog(t, path)
 
-	// Each step's events, in order, say what happened to it.
-	var order []string
+	// Each object's events, in order, say what happened to it; the runs
+	// and each run's steps are listed in the order they were created.
+	var runs []string
+	steps := map[string][]string{} // by run id
 	history := map[string][]events.Type{}
-	for _, ev := range evs {
-		if _, ok := history[ev.Step.ID]; !ok {
-			order = append(order, ev.Step.ID)
+	last := map[string]int{} // index in evs of each object's last event
+	for i, ev := range evs {
+		id := objectID(ev)
+		switch {
+		case ev.Type == events.TypeRunCreated:
+			runs = append(runs, id)
+		case ev.Type == events.TypeStepCreated:
+			steps[ev.Step.RunID] = append(steps[ev.Step.RunID], id)
 		}
-		history[ev.Step.ID] = append(history[ev.Step.ID], ev.Type)
-		assert.True(t, strings.HasPrefix(ev.Step.RunID, "run_demo"), ev.Step.RunID)
-		assert.Equal(t, demoThreadID, ev.Step.ThreadID)
-		assert.Equal(t, demoAssistantID, ev.Step.AssistantID)
+		history[id] = append(history[id], ev.Type)
+		last[id] = i
+		if ev.Step != nil {
+			assert.Contains(t, history, ev.Step.RunID, "step %s of a run not created yet", id)
+		}
+		var thread, assistant string
+		if ev.Step != nil {
+			thread, assistant = ev.Step.ThreadID, ev.Step.AssistantID
+		} else {
+			thread, assistant = ev.Run.ThreadID, ev.Run.AssistantID
+		}
+		assert.Equal(t, demoThreadID, thread, "event %d", ev.Seq)
+		assert.Equal(t, demoAssistantID, assistant, "event %d", ev.Seq)
 	}
-	require.Len(t, order, 4)
-	wantHistory := [][]events.Type{
-		{events.TypeStepCreated, events.TypeStepCompleted},
-		{events.TypeStepCreated, events.TypeStepCompleted},
-		{events.TypeStepCreated, events.TypeStepFailed},
-		{events.TypeStepCreated, events.TypeStepCancelled},
+	require.Len(t, runs, 3)
+	wantRuns := [][]events.Type{
+		{events.TypeRunCreated, events.TypeRunInProgress, events.TypeRunRequiresAction, events.TypeRunQueued,
+			events.TypeRunInProgress, events.TypeRunCompleted},
+		{events.TypeRunCreated, events.TypeRunInProgress, events.TypeRunRequiresAction, events.TypeRunExpired},
+		{events.TypeRunCreated, events.TypeRunInProgress, events.TypeRunCancelling, events.TypeRunCancelled},
 	}
-	for i, id := range order {
-		assert.Equal(t, wantHistory[i], history[id], "step %d (%s)", i+1, id)
+	wantSteps := [][][]events.Type{
+		{
+			{events.TypeStepCreated, events.TypeStepCompleted},
+			{events.TypeStepCreated, events.TypeStepCompleted},
+			{events.TypeStepCreated, events.TypeStepFailed},
+			{events.TypeStepCreated, events.TypeStepCancelled},
+		},
+		{{events.TypeStepCreated, events.TypeStepExpired}},
+		{{events.TypeStepCreated, events.TypeStepCancelled}},
+	}
+	for i, run := range runs {
+		assert.Equal(t, wantRuns[i], history[run], "run %d (%s)", i+1, run)
+		require.Len(t, steps[run], len(wantSteps[i]), "steps of run %d (%s)", i+1, run)
+		for j, step := range steps[run] {
+			assert.Equal(t, wantSteps[i][j], history[step], "step %d (%s) of run %d", j+1, step, i+1)
+		}
 	}
 
-	// The weather call completes with its output and usage.
-	final := map[string]*lifecycle.Step{}
+	final := map[string]events.Event{}
 	for _, ev := range evs {
-		final[ev.Step.ID] = ev.Step
+		final[objectID(ev)] = ev
 	}
-	lookup := final[order[0]]
+
+	// Run 1: the weather call completes with its output and usage, once
+	// the output is submitted and the run is back in progress.
+	lookup := final[steps[runs[0]][0]].Step
 	assert.Equal(t, lifecycle.TypeToolCalls, lookup.Type)
 	require.Len(t, lookup.Details.ToolCalls, 1)
 	call := lookup.Details.ToolCalls[0].Function
@@ -131,23 +184,71 @@ func TestDemoScenario(t *testing.T) {
 	assert.NotEmpty(t, *call.Output)
 	require.NotNil(t, lookup.Usage)
 	assert.Positive(t, lookup.Usage.TotalTokens)
+	resumed := slices.IndexFunc(evs, func(ev events.Event) bool {
+		return ev.Type == events.TypeRunQueued && ev.Run.ID == runs[0]
+	})
+	require.GreaterOrEqual(t, resumed, 0)
+	assert.Greater(t, last[lookup.ID], resumed, "the tool call completed before its output was submitted")
 
-	assert.Equal(t, lifecycle.TypeMessageCreation, final[order[1]].Type)
+	assert.Equal(t, lifecycle.TypeMessageCreation, final[steps[runs[0]][1]].Step.Type)
 
-	limited := final[order[2]]
+	limited := final[steps[runs[0]][2]].Step
 	assert.Equal(t, lifecycle.TypeToolCalls, limited.Type)
 	require.NotNil(t, limited.LastError)
 	assert.Equal(t, lifecycle.ErrorCodeRateLimitExceeded, limited.LastError.Code)
 
-	// Simulated time moves on between actions, from the start given.
-	assert.Equal(t, demoStart.Unix(), evs[0].At)
-	for i := 1; i < len(evs); i++ {
-		assert.Greater(t, evs[i].At, evs[i-1].At, "event %d", evs[i].Seq)
+	// Run 1 completes after its last step has ended, and clears its
+	// deadline.
+	completed := final[runs[0]].Run
+	require.NotNil(t, completed.CompletedAt)
+	assert.Nil(t, completed.ExpiresAt)
+	for _, step := range steps[runs[0]] {
+		assert.Less(t, last[step], last[runs[0]], "step %s ends after its run completes", step)
 	}
 
-	// The machine's refusal is shown, and writes no event.
+	// Run 2 expires as of its deadline, created_at + 10 minutes, though
+	// the sweep noticed it later; its step expires at the same time.
+	created := evs[slices.IndexFunc(evs, func(ev events.Event) bool { return objectID(ev) == runs[1] })].Run
+	require.NotNil(t, created.ExpiresAt)
+	assert.Equal(t, created.CreatedAt+int64(lifecycle.DefaultRunTTL/time.Second), *created.ExpiresAt)
+	expired := final[runs[1]]
+	require.NotNil(t, expired.Run.ExpiresAt)
+	assert.Equal(t, *created.ExpiresAt, *expired.Run.ExpiresAt)
+	assert.Equal(t, *created.ExpiresAt, expired.At)
+	stale := final[steps[runs[1]][0]].Step
+	require.NotNil(t, stale.ExpiredAt)
+	assert.Equal(t, *expired.Run.ExpiresAt, *stale.ExpiredAt)
+
+	// Run 3's step is cancelled when the run is, at the same time.
+	cancelled := final[runs[2]].Run
+	require.NotNil(t, cancelled.CancelledAt)
+	dropped := final[steps[runs[2]][0]].Step
+	require.NotNil(t, dropped.CancelledAt)
+	assert.Equal(t, *cancelled.CancelledAt, *dropped.CancelledAt)
+
+	// A cascade writes each step's event just before the run's, in one
+	// commit.
+	for _, run := range runs[1:] {
+		end := last[run]
+		for i, step := range steps[run] {
+			assert.Equal(t, end-len(steps[run])+i, last[step], "step %s's last event, of run %s", step, run)
+			assert.Equal(t, evs[end].At, evs[last[step]].At, "step %s's last event, of run %s", step, run)
+		}
+	}
+
+	// Simulated time moves on from the start given; the events of one
+	// commit share their time, and the expiry is stamped with the deadline,
+	// which came before the sweep but after everything else.
+	assert.Equal(t, demoStart.Unix(), evs[0].At)
+	for i := 1; i < len(evs); i++ {
+		assert.GreaterOrEqual(t, evs[i].At, evs[i-1].At, "event %d", evs[i].Seq)
+	}
+
+	// The refusals are shown, and write no event.
+	assert.Contains(t, out.String(), "refused: complete")
 	assert.Contains(t, out.String(), "refused: cancel")
-	assert.Len(t, evs, 8)
+	assert.Contains(t, out.String(), "ExpireDue")
+	assert.Len(t, evs, 26)
 }
 
 func TestDemoIsReproducible(t *testing.T) {

@@ -3,8 +3,10 @@
 //	runstep demo [--log FILE] [--seed N]
 //	runstep graph [--format mermaid|dot]
 //
-// demo completes, fails and cancels the steps of one run on simulated time,
-// and prints each event as it commits and then the steps.
+// demo drives three runs on simulated time: one completes after its steps
+// complete, fail or are cancelled; one expires at its deadline and one is
+// cancelled, each with a step in progress that follows it. It prints each
+// run and step event as it commits, and then the runs and the steps.
 // graph prints the step lifecycle, drawn from the machine's definition.
 package main
 
@@ -35,7 +37,7 @@ Usage:
   runstep <command> [flags]
 
 Commands:
-  demo    run a short scenario on simulated time; print its events and steps
+  demo    run a short scenario on simulated time; print its events, runs and steps
   graph   print the step lifecycle diagram (Mermaid or Graphviz DOT)
   help    print this help
 
@@ -97,8 +99,10 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", "runstep demo [--log FILE] [--seed N]",
-		"Completes, fails and cancels the steps of one run on a simulated clock,\n"+
-			"and prints each event as it commits, then the steps.", stderr)
+		"Drives three runs on a simulated clock: one completes after its steps\n"+
+			"complete, fail or are cancelled; one expires at its deadline and one is\n"+
+			"cancelled, each with a step in progress that follows it. Prints each run\n"+
+			"and step event as it commits, then the runs and the steps.", stderr)
 	logPath := fs.String("log", "", "also write the JSON-lines event log to `FILE`")
 	seed := fs.Uint64("seed", 1, "seed of the generated ids: the same seed gives the same ids")
 	if code, ok := parse(fs, args); !ok {

@@ -19,13 +19,15 @@ import (
 
 // Store is a store.Store held in memory.
 type Store struct {
-	// mu guards every field below. Steps and events behind it are never
+	// mu guards every field below. Objects and events behind it are never
 	// changed in place: a commit stores fresh copies, so the log and the
 	// state may share them.
-	mu    sync.RWMutex
-	steps map[string]*lifecycle.Step
-	runs  map[string]*btree.BTreeG[stepKey] // each run's steps, by created_at, id
-	log   []events.Event                    // log[i].Seq == i+1
+	mu        sync.RWMutex
+	steps     map[string]*lifecycle.Step
+	runs      map[string]*lifecycle.Run
+	runSteps  map[string]*btree.BTreeG[stepKey] // each run's steps, by created_at, id
+	deadlines *btree.BTreeG[deadlineKey]        // runs that can still expire, by expires_at, id
+	log       eventLog
 }
 
 type stepKey struct {
@@ -37,82 +39,191 @@ func lessKeys(a, b stepKey) bool {
 	return cmp.Or(cmp.Compare(a.createdAt, b.createdAt), cmp.Compare(a.id, b.id)) < 0
 }
 
+type deadlineKey struct {
+	at    int64
+	runID string
+}
+
+func lessDeadlines(a, b deadlineKey) bool {
+	return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.runID, b.runID)) < 0
+}
+
+// deadlineOf returns the key a run is armed under, and false if the run
+// cannot expire (it has ended, or has no deadline).
+func deadlineOf(r *lifecycle.Run) (deadlineKey, bool) {
+	if r == nil || r.ExpiresAt == nil || r.Status.Terminal() {
+		return deadlineKey{}, false
+	}
+	return deadlineKey{*r.ExpiresAt, r.ID}, true
+}
+
 var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{steps: make(map[string]*lifecycle.Step), runs: make(map[string]*btree.BTreeG[stepKey])}
+	return &Store{
+		steps:     make(map[string]*lifecycle.Step),
+		runs:      make(map[string]*lifecycle.Run),
+		runSteps:  make(map[string]*btree.BTreeG[stepKey]),
+		deadlines: btree.NewG(32, lessDeadlines),
+	}
 }
 
 // Commit implements store.Store.
-func (s *Store) Commit(ctx context.Context, evs ...events.Event) ([]events.Event, error) {
+func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return 0, err
 	}
-	// Copy in before taking the lock: the copies are ours alone.
-	stored := make([]events.Event, len(evs))
-	for i, ev := range evs {
-		if ev.Step == nil {
-			return nil, fmt.Errorf("memory: commit event %d (%s): %w: no step", i, ev.Type, store.ErrInvalid)
+	for i, ev := range b.Events {
+		if (ev.Step == nil) == (ev.Run == nil) {
+			return 0, fmt.Errorf("memory: commit event %d (%s): %w: want exactly one of a step and a run", i, ev.Type, store.ErrInvalid)
 		}
-		stored[i] = ev.Clone()
-		stored[i].Step.Version++
+	}
+	if len(b.Events) == 0 && len(b.Guards) == 0 {
+		return 0, nil
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkLocked(stored); err != nil {
-		return nil, err
+	if err := s.checkLocked(b.Events, b.Guards); err != nil {
+		return 0, err
 	}
-	out := make([]events.Event, len(stored))
-	for i := range stored {
-		ev := &stored[i]
-		ev.Seq = int64(len(s.log)) + 1
-		if ev.Step.Version == 1 {
-			s.insertLocked(ev.Step)
+	for _, g := range b.Guards {
+		touched := *s.runs[g.RunID]
+		touched.Version++
+		s.runs[g.RunID] = &touched
+	}
+	first := int64(s.log.len()) + 1
+	for _, ev := range b.Events {
+		// Copy in: the stored event is the store's alone.
+		ev = ev.Clone()
+		ev.Seq = int64(s.log.len()) + 1
+		if ev.Step != nil {
+			ev.Step.Version++
+			s.putStepLocked(ev.Step)
+		} else {
+			ev.Run.Version++
+			s.putRunLocked(ev.Run)
 		}
-		s.steps[ev.Step.ID] = ev.Step
-		s.log = append(s.log, *ev)
-		out[i] = ev.Clone()
+		s.log.append(ev)
 	}
-	return out, nil
+	return first, nil
+}
+
+func (s *Store) putStepLocked(step *lifecycle.Step) {
+	if step.Version == 1 {
+		index, ok := s.runSteps[step.RunID]
+		if !ok {
+			index = btree.NewG(32, lessKeys)
+			s.runSteps[step.RunID] = index
+		}
+		index.ReplaceOrInsert(stepKey{step.CreatedAt, step.ID})
+	}
+	s.steps[step.ID] = step
+}
+
+func (s *Store) putRunLocked(run *lifecycle.Run) {
+	if k, ok := deadlineOf(s.runs[run.ID]); ok {
+		s.deadlines.Delete(k)
+	}
+	if k, ok := deadlineOf(run); ok {
+		s.deadlines.ReplaceOrInsert(k)
+	}
+	s.runs[run.ID] = run
 }
 
 // checkLocked verifies every version of a batch before any of it is
 // written, so a batch is stored whole or not at all.
-func (s *Store) checkLocked(batch []events.Event) error {
-	for i, ev := range batch {
-		step := ev.Step
-		for _, prev := range batch[:i] {
-			if prev.Step.ID == step.ID {
-				return fmt.Errorf("memory: commit step %s: %w: named twice in one commit", step.ID, store.ErrInvalid)
+func (s *Store) checkLocked(batch []events.Event, guards []store.Guard) error {
+	if err := checkDistinct(batch, guards); err != nil {
+		return err
+	}
+	for _, ev := range batch {
+		if ev.Step != nil {
+			if err := s.checkStepLocked(ev.Step); err != nil {
+				return err
 			}
+		} else if err := s.checkRunLocked(ev.Run); err != nil {
+			return err
 		}
-		cur, exists := s.steps[step.ID]
+	}
+	for _, g := range guards {
+		cur, ok := s.runs[g.RunID]
 		switch {
-		case step.Version == 1 && exists:
-			return fmt.Errorf("memory: create step %s: %w", step.ID, store.ErrAlreadyExists)
-		case step.Version > 1 && !exists:
-			return fmt.Errorf("memory: update step %s: %w", step.ID, store.ErrNotFound)
-		case step.Version > 1 && cur.Version != step.Version-1:
-			return fmt.Errorf("memory: update step %s at version %d (stored %d): %w",
-				step.ID, step.Version-1, cur.Version, store.ErrConflict)
-		case step.Version > 1 && (cur.RunID != step.RunID || cur.CreatedAt != step.CreatedAt):
-			return fmt.Errorf("memory: update step %s: %w: run_id and created_at never change", step.ID, store.ErrInvalid)
-		case step.Version < 1:
-			return fmt.Errorf("memory: commit step %s: %w: negative version", step.ID, store.ErrInvalid)
+		case !ok:
+			return fmt.Errorf("memory: guard run %s: %w", g.RunID, store.ErrNotFound)
+		case cur.Version != g.Version:
+			return fmt.Errorf("memory: guard run %s at version %d (stored %d): %w", g.RunID, g.Version, cur.Version, store.ErrConflict)
 		}
 	}
 	return nil
 }
 
-func (s *Store) insertLocked(step *lifecycle.Step) {
-	index, ok := s.runs[step.RunID]
-	if !ok {
-		index = btree.NewG(32, lessKeys)
-		s.runs[step.RunID] = index
+// checkDistinct refuses a batch that names one object twice.
+func checkDistinct(batch []events.Event, guards []store.Guard) error {
+	if len(batch)+len(guards) < 2 {
+		return nil // the usual single transition: nothing to compare
 	}
-	index.ReplaceOrInsert(stepKey{step.CreatedAt, step.ID})
+	type object struct {
+		run bool
+		id  string
+	}
+	seen := make(map[object]bool, len(batch)+len(guards))
+	once := func(o object) error {
+		if seen[o] {
+			return fmt.Errorf("memory: commit %s: %w: named twice in one commit", o.id, store.ErrInvalid)
+		}
+		seen[o] = true
+		return nil
+	}
+	for _, ev := range batch {
+		o := object{run: ev.Run != nil}
+		if o.run {
+			o.id = ev.Run.ID
+		} else {
+			o.id = ev.Step.ID
+		}
+		if err := once(o); err != nil {
+			return err
+		}
+	}
+	for _, g := range guards {
+		if err := once(object{true, g.RunID}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) checkStepLocked(step *lifecycle.Step) error {
+	cur, exists := s.steps[step.ID]
+	if err := checkVersion("step", step.ID, step.Version, exists, func() int64 { return cur.Version }); err != nil {
+		return err
+	}
+	if exists && (cur.RunID != step.RunID || cur.CreatedAt != step.CreatedAt) {
+		return fmt.Errorf("memory: update step %s: %w: run_id and created_at never change", step.ID, store.ErrInvalid)
+	}
+	return nil
+}
+
+func (s *Store) checkRunLocked(run *lifecycle.Run) error {
+	cur, exists := s.runs[run.ID]
+	return checkVersion("run", run.ID, run.Version, exists, func() int64 { return cur.Version })
+}
+
+// checkVersion checks the version a writer read against what is stored.
+func checkVersion(kind, id string, read int64, exists bool, stored func() int64) error {
+	switch {
+	case read < 0:
+		return fmt.Errorf("memory: commit %s %s: %w: negative version", kind, id, store.ErrInvalid)
+	case read == 0 && exists:
+		return fmt.Errorf("memory: create %s %s: %w", kind, id, store.ErrAlreadyExists)
+	case read > 0 && !exists:
+		return fmt.Errorf("memory: update %s %s: %w", kind, id, store.ErrNotFound)
+	case read > 0 && stored() != read:
+		return fmt.Errorf("memory: update %s %s at version %d (stored %d): %w", kind, id, read, stored(), store.ErrConflict)
+	}
+	return nil
 }
 
 // GetStep implements store.Store.
@@ -138,7 +249,7 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	index := s.runs[q.RunID]
+	index := s.runSteps[q.RunID]
 	cursor := func(id string) (*stepKey, error) {
 		if id == "" {
 			return nil, nil
@@ -221,16 +332,102 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]events.Ev
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	from := int(min(max(after, 0), int64(len(s.log))))
+	from := int(min(max(after, 0), int64(s.log.len())))
 	// Count what is left rather than add limit to from: a caller may ask
 	// for math.MaxInt events, and from+limit would overflow.
-	n := min(max(limit, 0), len(s.log)-from)
+	n := min(max(limit, 0), s.log.len()-from)
 	out := make([]events.Event, n)
 	for i := range out {
-		out[i] = s.log[from+i].Clone()
+		out[i] = s.log.at(from + i).Clone()
 	}
 	return out, nil
 }
 
+// GetRun implements store.Store.
+func (s *Store) GetRun(ctx context.Context, id string) (lifecycle.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return lifecycle.Run{}, err
+	}
+	s.mu.RLock()
+	run, ok := s.runs[id]
+	s.mu.RUnlock()
+	if !ok {
+		return lifecycle.Run{}, fmt.Errorf("memory: get run %s: %w", id, store.ErrNotFound)
+	}
+	return run.Clone(), nil
+}
+
+// StepsInProgress implements store.Store.
+func (s *Store) StepsInProgress(ctx context.Context, runID string) ([]lifecycle.Step, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []lifecycle.Step
+	if index := s.runSteps[runID]; index != nil {
+		index.Ascend(func(k stepKey) bool {
+			if step := s.steps[k.id]; step.Status == lifecycle.StatusInProgress {
+				out = append(out, step.Clone())
+			}
+			return true
+		})
+	}
+	return out, nil
+}
+
+// DueRuns implements store.Store.
+func (s *Store) DueRuns(ctx context.Context, now int64, limit int) ([]lifecycle.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []lifecycle.Run
+	s.deadlines.Ascend(func(k deadlineKey) bool {
+		if k.at > now || len(out) >= limit {
+			return false
+		}
+		out = append(out, s.runs[k.runID].Clone())
+		return true
+	})
+	return out, nil
+}
+
+// NextDeadline implements store.Store.
+func (s *Store) NextDeadline(ctx context.Context) (int64, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, ok := s.deadlines.Min()
+	return k.at, ok, nil
+}
+
 // Close implements store.Store; a memory store holds nothing to release.
 func (s *Store) Close() error { return nil }
+
+// chunkSize is how many events one chunk of the log holds.
+const chunkSize = 4096
+
+// eventLog is the event log in fixed-size chunks: appending never copies
+// the events already logged, as one growing slice would.
+type eventLog struct {
+	chunks [][]events.Event
+	n      int
+}
+
+func (l *eventLog) len() int { return l.n }
+
+// at returns the event with Seq i+1.
+func (l *eventLog) at(i int) events.Event { return l.chunks[i/chunkSize][i%chunkSize] }
+
+func (l *eventLog) append(ev events.Event) {
+	if l.n%chunkSize == 0 {
+		l.chunks = append(l.chunks, make([]events.Event, 0, chunkSize))
+	}
+	last := &l.chunks[len(l.chunks)-1]
+	*last = append(*last, ev)
+	l.n++
+}
