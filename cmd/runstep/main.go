@@ -1,13 +1,14 @@
 // Command runstep shows the runstep library at work.
 //
 //	runstep demo [--log FILE] [--seed N]
-//	runstep graph [--format mermaid|dot]
+//	runstep graph [--machine step|run] [--format mermaid|dot]
 //
 // demo drives three runs on simulated time: one completes after its steps
 // complete, fail or are cancelled; one expires at its deadline and one is
 // cancelled, each with a step in progress that follows it. It prints each
 // run and step event as it commits, and then the runs and the steps.
-// graph prints the step lifecycle, drawn from the machine's definition.
+// graph prints the step or run lifecycle, drawn from the machine's
+// definition.
 package main
 
 import (
@@ -38,7 +39,7 @@ Usage:
 
 Commands:
   demo    run a short scenario on simulated time; print its events, runs and steps
-  graph   print the step lifecycle diagram (Mermaid or Graphviz DOT)
+  graph   print the step or run lifecycle diagram (Mermaid or Graphviz DOT)
   help    print this help
 
 Run 'runstep <command> -h' for the flags of a command.
@@ -138,13 +139,23 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 func openStore() store.Store { return memory.New() }
 
 func runGraph(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("graph", "runstep graph [--format mermaid|dot]",
-		"Prints the step lifecycle, drawn from the definition of the state machine.", stderr)
+	fs := newFlagSet("graph", "runstep graph [--machine step|run] [--format mermaid|dot]",
+		"Prints the step or run lifecycle, drawn from the definition of the state machine.", stderr)
+	machine := fs.String("machine", "step", "which machine: step or run")
 	format := fs.String("format", string(lifecycle.DiagramMermaid), "diagram language: mermaid or dot")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	diagram, err := lifecycle.StepDiagram(lifecycle.DiagramFormat(*format))
+	diagrams := map[string]func(lifecycle.DiagramFormat) (string, error){
+		"step": lifecycle.StepDiagram,
+		"run":  lifecycle.RunDiagram,
+	}
+	draw, ok := diagrams[*machine]
+	if !ok {
+		fmt.Fprintf(stderr, "runstep graph: unknown machine %q: want step or run\n", *machine)
+		return exitUsage
+	}
+	diagram, err := draw(lifecycle.DiagramFormat(*format))
 	if err != nil {
 		fmt.Fprintf(stderr, "runstep graph: %v\n", err)
 		if errors.Is(err, lifecycle.ErrInvalid) {

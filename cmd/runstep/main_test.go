@@ -118,18 +118,25 @@ func TestSubcommandHelp(t *testing.T) {
 	}
 }
 
-// TestREADMEDiagram keeps the diagram in README.md equal to what
-// `runstep graph --format mermaid` prints.
+// TestREADMEDiagram keeps the diagrams in README.md equal to what
+// `runstep graph` prints: the step machine first, then the run machine.
 func TestREADMEDiagram(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	require.NoError(t, err)
 	blocks := regexp.MustCompile("(?ms)^```mermaid\n(.*?)^```$").FindAllSubmatch(readme, -1)
-	require.Len(t, blocks, 1, "README.md should have exactly one ```mermaid block")
+	require.Len(t, blocks, 2, "README.md should have two ```mermaid blocks: the step and the run machine")
 
-	code, stdout, stderr := runCLI("graph", "--format", "mermaid")
-	require.Equal(t, exitOK, code, stderr)
+	for i, machine := range []string{"step", "run"} {
+		code, stdout, stderr := runCLI("graph", "--machine", machine, "--format", "mermaid")
+		require.Equal(t, exitOK, code, stderr)
+		assert.Equal(t, stdout, string(blocks[i][1]),
+			"README.md's %s diagram is stale: replace its ```mermaid block with the output of\n"+
+				"  go run ./cmd/runstep graph --machine %s --format mermaid", machine, machine)
+	}
+}
 
-	assert.Equal(t, stdout, string(blocks[0][1]),
-		"README.md's diagram is stale: replace its ```mermaid block with the output of\n"+
-			"  go run ./cmd/runstep graph --format mermaid")
+func TestGraphUnknownMachine(t *testing.T) {
+	code, _, stderr := runCLI("graph", "--machine", "thread")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "unknown machine")
 }
