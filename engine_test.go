@@ -5,6 +5,7 @@ package runstep_test
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/runstep/runstep/lifecycle"
 	"github.com/runstep/runstep/store"
 	"github.com/runstep/runstep/store/memory"
+	"github.com/runstep/runstep/store/sqlite"
 )
 
 // backends lists every store the scenarios run against.
@@ -26,6 +28,11 @@ var backends = []struct {
 	open func(t *testing.T) store.Store
 }{
 	{"memory", func(t *testing.T) store.Store { return memory.New() }},
+	{"sqlite", func(t *testing.T) store.Store {
+		st, err := sqlite.Open(filepath.Join(t.TempDir(), "runstep.db"))
+		require.NoError(t, err)
+		return st
+	}},
 }
 
 func forEachBackend(t *testing.T, scenario func(t *testing.T, st store.Store)) {
