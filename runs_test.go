@@ -376,3 +376,27 @@ func TestCreationRacesRunEnd(t *testing.T) {
 		}
 	})
 }
+
+// A step created after its run's deadline, before any sweep, would expire
+// before it was born: the engine expires the run (as of its deadline) and
+// refuses the step.
+func TestCreatingAStepPastTheDeadlineExpiresTheRun(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		w := newWorld(t, st)
+		run := w.startedRun(t)
+		w.clock.Set(time.Unix(*run.ExpiresAt+60, 0))
+
+		_, err := w.eng.CreateStep(ctx, engine.NewStep{RunID: run.ID, Type: lifecycle.TypeToolCalls})
+		var terr *lifecycle.TransitionError
+		require.ErrorAs(t, err, &terr)
+		assert.Equal(t, "expired", terr.From)
+
+		expired := w.run(t, run.ID)
+		assert.Equal(t, lifecycle.RunStatusExpired, expired.Status)
+		assert.Equal(t, run.ExpiresAt, expired.ExpiresAt, "expired as of its deadline")
+		log := w.log(t)
+		assert.Equal(t, events.TypeRunExpired, log[len(log)-1].Type)
+		assert.Equal(t, *run.ExpiresAt, log[len(log)-1].At)
+	})
+}

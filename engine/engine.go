@@ -106,7 +106,9 @@ type NewStep struct {
 // commits it with its thread.run.step.created event. The run must exist
 // (store.ErrNotFound otherwise) and be in_progress: creating a step of a
 // run in any other status is a *lifecycle.TransitionError with trigger
-// "create_step". The step's thread and assistant default to the run's.
+// "create_step". A run past its deadline is expired then and there (as of
+// its deadline) and refuses the step the same way. The step's thread and
+// assistant are the run's; naming others is a *lifecycle.ValidationError.
 // Returns a *lifecycle.ValidationError for bad input, and
 // store.ErrAlreadyExists if the id is taken.
 func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, error) {
@@ -127,6 +129,19 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 			break
 		}
 		now := e.clock.Now().Unix()
+		if run.ExpiresAt != nil && now >= *run.ExpiresAt {
+			// The run is past its deadline but no sweep has expired it yet.
+			// Expire it now, as of its deadline, rather than add a step
+			// that would expire before it was created; the next attempt
+			// reads the expired run and refuses.
+			if _, err = e.transitionRun(ctx, run.ID, lifecycle.RunChange{Trigger: lifecycle.RunTriggerExpire}, true); err != nil && !errors.Is(err, lifecycle.ErrInvalidTransition) {
+				break
+			}
+			continue
+		}
+		if err = sameParent(ns, run); err != nil {
+			break
+		}
 		step := lifecycle.Step{
 			ID: ns.ID, CreatedAt: now, AssistantID: cmp.Or(ns.AssistantID, run.AssistantID), ThreadID: cmp.Or(ns.ThreadID, run.ThreadID),
 			RunID: ns.RunID, Type: ns.Type, Status: lifecycle.StatusInProgress, Details: ns.Details, Metadata: ns.Metadata,
@@ -151,6 +166,17 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 		}
 	}
 	return lifecycle.Step{}, fmt.Errorf("engine: create step %s: %w", ns.ID, err)
+}
+
+// sameParent refuses a step whose thread or assistant is not its run's.
+func sameParent(ns NewStep, run lifecycle.Run) error {
+	if ns.ThreadID != "" && ns.ThreadID != run.ThreadID {
+		return &lifecycle.ValidationError{Field: "thread_id", Value: ns.ThreadID, Reason: "not the thread of run " + run.ID}
+	}
+	if ns.AssistantID != "" && ns.AssistantID != run.AssistantID {
+		return &lifecycle.ValidationError{Field: "assistant_id", Value: ns.AssistantID, Reason: "not the assistant of run " + run.ID}
+	}
+	return nil
 }
 
 // Final adds what a step ended with to Complete or Fail.

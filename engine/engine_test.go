@@ -105,10 +105,12 @@ func TestCreateStepRefusesBadInput(t *testing.T) {
 		step  engine.NewStep
 		field string
 	}{
-		"unknown type":    {engine.NewStep{RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: "thinking"}, "type"},
-		"message no id":   {engine.NewStep{RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeMessageCreation}, "step_details.type"},
-		"metadata pairs":  {engine.NewStep{RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls, Metadata: manyPairs(17)}, "metadata"},
-		"details of type": {engine.NewStep{RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls, Details: lifecycle.MessageCreationDetails("msg_1")}, "step_details.type"},
+		"unknown type":    {engine.NewStep{RunID: "run_1", Type: "thinking"}, "type"},
+		"message no id":   {engine.NewStep{RunID: "run_1", Type: lifecycle.TypeMessageCreation}, "step_details.type"},
+		"metadata pairs":  {engine.NewStep{RunID: "run_1", Type: lifecycle.TypeToolCalls, Metadata: manyPairs(17)}, "metadata"},
+		"details of type": {engine.NewStep{RunID: "run_1", Type: lifecycle.TypeToolCalls, Details: lifecycle.MessageCreationDetails("msg_1")}, "step_details.type"},
+		"other thread":    {engine.NewStep{RunID: "run_1", ThreadID: "thread_2", Type: lifecycle.TypeToolCalls}, "thread_id"},
+		"other assistant": {engine.NewStep{RunID: "run_1", AssistantID: "asst_2", Type: lifecycle.TypeToolCalls}, "assistant_id"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -125,7 +127,7 @@ func TestCreateStepRefusesBadInput(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotFound, "steps belong to a run the engine knows")
 
 	first := f.toolStep(t)
-	_, err = f.eng.CreateStep(ctx, engine.NewStep{ID: first.ID, RunID: "run_1", ThreadID: "t", AssistantID: "a", Type: lifecycle.TypeToolCalls})
+	_, err = f.eng.CreateStep(ctx, engine.NewStep{ID: first.ID, RunID: "run_1", Type: lifecycle.TypeToolCalls})
 	require.ErrorIs(t, err, store.ErrAlreadyExists)
 }
 

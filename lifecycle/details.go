@@ -64,7 +64,10 @@ func (d StepDetails) validate(stepType Type) error {
 			return invalid("step_details.message_creation", "", "set on tool_calls details")
 		}
 		for i := range d.ToolCalls {
-			if err := d.ToolCalls[i].validate(fmt.Sprintf("step_details.tool_calls[%d]", i)); err != nil {
+			if err := d.ToolCalls[i].validate(); err != nil {
+				// The path is built only for an error: Apply validates
+				// every call's details on the hot path.
+				err.Field = fmt.Sprintf("step_details.tool_calls[%d]%s", i, err.Field)
 				return err
 			}
 		}
@@ -311,9 +314,11 @@ func (tc ToolCall) clone() ToolCall {
 	return c
 }
 
-func (tc *ToolCall) validate(field string) error {
+// validate checks one tool call; the error's Field is relative to the
+// call, starting with "." (or empty for the call itself).
+func (tc *ToolCall) validate() *ValidationError {
 	if tc.ID == "" {
-		return invalid(field+".id", "", "empty")
+		return invalid(".id", "", "empty")
 	}
 	set := 0
 	for _, p := range []bool{tc.Function != nil, tc.CodeInterpreter != nil, tc.FileSearch != nil} {
@@ -329,7 +334,7 @@ func (tc *ToolCall) validate(field string) error {
 		member = tc.CodeInterpreter != nil
 		if member {
 			for i, o := range tc.CodeInterpreter.Outputs {
-				f := fmt.Sprintf("%s.code_interpreter.outputs[%d]", field, i)
+				f := fmt.Sprintf(".code_interpreter.outputs[%d]", i)
 				switch {
 				case o.Type == CodeOutputLogs && o.Image == nil:
 				case o.Type == CodeOutputImage && o.Image != nil && o.Logs == "":
@@ -343,10 +348,10 @@ func (tc *ToolCall) validate(field string) error {
 	case ToolCallFileSearch:
 		member = tc.FileSearch != nil
 	default:
-		return invalid(field+".type", string(tc.Type), "unknown tool call type: want function, code_interpreter or file_search")
+		return invalid(".type", string(tc.Type), "unknown tool call type: want function, code_interpreter or file_search")
 	}
 	if !member || set != 1 {
-		return invalid(field, "", "a %s call must carry exactly its %s member", tc.Type, tc.Type)
+		return invalid("", "", "a %s call must carry exactly its %s member", tc.Type, tc.Type)
 	}
 	return nil
 }
