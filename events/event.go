@@ -1,12 +1,23 @@
 // Package events owns what runstep says about every change: the Event (its
 // sequence number, its name as OpenAI streams it, its time and the object
-// after the change) and the JSON-lines log it is written to.
+// after the change) and the forms it travels in.
+//
+//   - The JSON-lines log: Writer appends to it, Reader reads it back in
+//     constant memory and reports every line that is not the next event
+//     (malformed, of an unknown type, out of seq, torn by a crash), and
+//     Repair cuts off a torn last line.
+//   - Server-sent events as the OpenAI streaming API sends them: SSEWriter
+//     writes them, SSEReader reads any SSE stream, and Importer turns a
+//     real capture of the Assistants API into runstep's events.
+//
+// Reader and Importer are both a Source, which the replay subpackage
+// feeds through the lifecycle machines into a store. Every problem with a
+// log or stream is a *LogError that says where it is and unwraps to one
+// of the sentinels ErrMalformed, ErrUnknownType, ErrSeqGap, ErrSeqRepeat,
+// ErrTornLine and ErrViolation.
 package events
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/runstep/runstep/lifecycle"
@@ -42,9 +53,6 @@ const (
 
 // RunType returns the event that announces a run reaching status s.
 func RunType(s lifecycle.RunStatus) Type { return Type("thread.run." + string(s)) }
-
-// ErrUnknownType is an event name runstep does not know.
-var ErrUnknownType = errors.New("events: unknown event type")
 
 var stepTypes = map[lifecycle.Status]Type{
 	lifecycle.StatusInProgress: TypeStepCreated,
@@ -88,79 +96,17 @@ func (e Event) Clone() Event {
 	return e
 }
 
-type eventJSON struct {
-	Seq  int64           `json:"seq"`
-	Type Type            `json:"event"`
-	At   int64           `json:"at"`
-	Data json.RawMessage `json:"data"`
-}
-
-// MarshalJSON writes {"seq":…,"event":…,"at":…,"data":{…}}.
-func (e Event) MarshalJSON() ([]byte, error) {
-	var data []byte
-	var err error
-	switch {
-	case e.Step != nil && e.Run == nil:
-		data, err = e.Step.MarshalJSON()
-	case e.Run != nil && e.Step == nil:
-		data, err = e.Run.MarshalJSON()
-	default:
-		return nil, fmt.Errorf("events: event %d (%s) must carry exactly one of a step and a run", e.Seq, e.Type)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(eventJSON{e.Seq, e.Type, e.At, data})
-}
-
-// UnmarshalJSON reads an event and checks that its name matches its data:
-// a step event carries a valid step, a run event a valid run, in the status
-// the name announces.
-func (e *Event) UnmarshalJSON(b []byte) error {
-	var w eventJSON
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	if !w.Type.Known() {
-		return fmt.Errorf("%w: %q", ErrUnknownType, w.Type)
-	}
-	if len(w.Data) == 0 || string(w.Data) == "null" {
-		return fmt.Errorf("events: %s event without data", w.Type)
-	}
-	ev := Event{Seq: w.Seq, Type: w.Type, At: w.At}
-	if w.Type.IsStep() {
-		var step lifecycle.Step
-		if err := json.Unmarshal(w.Data, &step); err != nil {
-			return fmt.Errorf("events: %s data: %w", w.Type, err)
-		}
-		if StepType(step.Status) != w.Type {
-			return fmt.Errorf("events: %s event carries a %s step", w.Type, step.Status)
-		}
-		ev.Step = &step
-	} else {
-		var run lifecycle.Run
-		if err := json.Unmarshal(w.Data, &run); err != nil {
-			return fmt.Errorf("events: %s data: %w", w.Type, err)
-		}
-		if RunType(run.Status) != w.Type && (w.Type != TypeRunCreated || run.Status != lifecycle.RunStatusQueued) {
-			return fmt.Errorf("events: %s event carries a %s run", w.Type, run.Status)
-		}
-		ev.Run = &run
-	}
-	*e = ev
-	return nil
-}
-
-var known = map[Type]bool{TypeRunCreated: true}
-
-func init() {
+// known holds every event runstep writes.
+var known = func() map[Type]bool {
+	m := map[Type]bool{TypeRunCreated: true}
 	for _, t := range stepTypes {
-		known[t] = true
+		m[t] = true
 	}
 	for _, s := range lifecycle.RunStatuses {
-		known[RunType(s)] = true
+		m[RunType(s)] = true
 	}
-}
+	return m
+}()
 
 // Known reports whether t is an event runstep writes.
 func (t Type) Known() bool { return known[t] }
