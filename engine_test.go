@@ -4,12 +4,15 @@ package runstep_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/benbjohnson/clock"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/runstep/runstep/lifecycle"
 	"github.com/runstep/runstep/store"
 	"github.com/runstep/runstep/store/memory"
+	"github.com/runstep/runstep/store/postgres"
 	"github.com/runstep/runstep/store/sqlite"
 )
 
@@ -33,6 +37,29 @@ var backends = []struct {
 		require.NoError(t, err)
 		return st
 	}},
+	{"postgres", openPostgres},
+}
+
+// openPostgres opens a store in a fresh schema of the database
+// RUNSTEP_POSTGRES_DSN names, dropped when the test ends; without the
+// variable the test skips.
+func openPostgres(t *testing.T) store.Store {
+	dsn := os.Getenv("RUNSTEP_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("RUNSTEP_POSTGRES_DSN is not set")
+	}
+	schema := "runstep_e2e_" + rand.Text()[:12]
+	st, err := postgres.Open(t.Context(), dsn, postgres.WithSchema(schema))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx := context.Background() // the test's context is done by now
+		conn, err := pgx.Connect(ctx, dsn)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		require.NoError(t, err)
+	})
+	return st
 }
 
 func forEachBackend(t *testing.T, scenario func(t *testing.T, st store.Store)) {

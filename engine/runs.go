@@ -231,31 +231,43 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 //
 // If the store is a store.Watcher (one several processes share), Run also
 // follows the other processes' commits: it re-arms on them and wakes this
-// engine's subscriptions.
+// engine's subscriptions, which otherwise see other processes' events only
+// when this engine commits. A process that serves subscriptions from a
+// shared store should therefore run Run.
 func (e *Engine) Run(ctx context.Context) error {
+	var remote <-chan struct{}
 	if w, ok := e.store.(store.Watcher); ok {
 		changes, err := w.Watch(ctx)
 		if err != nil {
 			return fmt.Errorf("engine: watch the store: %w", err)
 		}
+		forwarded := make(chan struct{}, 1)
 		go func() {
 			for range changes {
-				e.changed.notify()
-				e.rearm.notify()
+				e.changed.notify() // subscriptions read what others wrote
+				select {
+				case forwarded <- struct{}{}:
+				default: // a wake-up is already pending
+				}
 			}
 		}()
+		remote = forwarded
 	}
+	sweep := true // at start: expire what fell due while no engine ran
 	for {
 		// Take the wake-up channel first, so a run committed during the
 		// sweep still re-arms the timer.
 		rearm := e.rearm.wait()
-		_, sweepErr := e.ExpireDue(ctx)
-		if sweepErr != nil && ctx.Err() == nil {
-			e.logger.ErrorContext(ctx, "runstep: expiring due runs", "err", sweepErr)
+		var sweepErr error
+		if sweep {
+			if _, sweepErr = e.ExpireDue(ctx); sweepErr != nil && ctx.Err() == nil {
+				e.logger.ErrorContext(ctx, "runstep: expiring due runs", "err", sweepErr)
+			}
 		}
-		// Sleep until the earliest deadline, or until a run changes. After
-		// a store error, or a due run that would not expire, try again a
-		// little later.
+		// Sleep until the earliest deadline, or until a run changes. A
+		// change only re-arms the timer; the sweep runs when it fires.
+		// After a store error, or a due run the sweep could not expire, try
+		// again a little later.
 		var wait time.Duration
 		next, ok, err := e.store.NextDeadline(ctx)
 		switch {
@@ -267,8 +279,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		case ok:
 			wait = time.Unix(next, 0).Sub(e.clock.Now())
 			if wait <= 0 {
-				if sweepErr == nil && ctx.Err() == nil {
-					continue // fell due during the sweep
+				if !sweep && ctx.Err() == nil {
+					sweep = true // fell due since the last sweep
+					continue
 				}
 				wait = retryAfter
 			}
@@ -279,10 +292,13 @@ func (e *Engine) Run(ctx context.Context) error {
 			timer = e.clock.Timer(wait)
 			fire = timer.C
 		}
+		sweep = false
 		select {
 		case <-ctx.Done():
 		case <-fire:
+			sweep = true
 		case <-rearm:
+		case <-remote:
 		}
 		if timer != nil {
 			timer.Stop()
