@@ -73,6 +73,9 @@ func (e *Engine) ListSteps(ctx context.Context, p ListParams) (StepList, error) 
 		return StepList{}, fmt.Errorf("engine: list steps of run %s: %w", p.RunID, err)
 	}
 	list := StepList{Object: "list", Data: page.Steps, HasMore: page.HasMore}
+	if list.Data == nil {
+		list.Data = []lifecycle.Step{} // the API writes an empty page as [], not null
+	}
 	if n := len(page.Steps); n > 0 {
 		list.FirstID, list.LastID = &page.Steps[0].ID, &page.Steps[n-1].ID
 	}
