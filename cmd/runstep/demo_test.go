@@ -38,7 +38,7 @@ var scenarioEvents = []events.Type{
 func TestDemoCommand(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "demo.jsonl")
 
-	code, stdout, stderr := runCLI("demo", "--log", logPath)
+	code, stdout, stderr := runCLI("demo", "--db", filepath.Join(t.TempDir(), "demo.db"), "--log", logPath)
 
 	require.Equal(t, exitOK, code, stderr)
 	assert.Empty(t, stderr)
@@ -289,7 +289,7 @@ func TestDemoGolden(t *testing.T) {
 }
 
 func TestDemoLogFileError(t *testing.T) {
-	code, stdout, stderr := runCLI("demo", "--log", filepath.Join(t.TempDir(), "no", "such", "dir", "demo.jsonl"))
+	code, stdout, stderr := runCLI("demo", "--db", ":memory:", "--log", filepath.Join(t.TempDir(), "no", "such", "dir", "demo.jsonl"))
 
 	assert.Equal(t, exitFailure, code)
 	assert.Empty(t, stdout)

@@ -1,7 +1,12 @@
 // Command runstep shows the runstep library at work.
 //
-//	runstep demo [--log FILE] [--seed N]
+//	runstep demo [--db FILE|postgres://…] [--log FILE] [--seed N]
 //	runstep graph [--machine step|run] [--format mermaid|dot]
+//	runstep steps --db FILE|postgres://… --run ID [--limit N] [--order asc|desc] [--after ID] [--before ID]
+//	runstep serve [--db FILE|postgres://…] [--addr HOST:PORT] [--token TOKEN]
+//	runstep replay [--audit] [--runs] FILE...
+//	runstep import [-o FILE] CAPTURE.sse...
+//	runstep repair [-n] LOG...
 //
 // demo drives three runs on simulated time: one completes after its steps
 // complete, fail or are cancelled; one expires at its deadline and one is
@@ -17,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"time"
 
@@ -40,6 +46,11 @@ Usage:
 Commands:
   demo    run a short scenario on simulated time; print its events, runs and steps
   graph   print the step or run lifecycle diagram (Mermaid or Graphviz DOT)
+  steps   list one page of a run's steps from a database, as OpenAI's list JSON
+  serve   serve the run-step endpoints and live event streams over HTTP
+  replay  check event logs or OpenAI SSE captures against the step and run machines
+  import  turn OpenAI SSE captures into an event log
+  repair  cut a torn last line off an event log
   help    print this help
 
 Run 'runstep <command> -h' for the flags of a command.
@@ -61,6 +72,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(args[1:], stdout, stderr)
 	case "graph":
 		return runGraph(args[1:], stdout, stderr)
+	case "steps":
+		return cmdSteps(args[1:], stdout, stderr)
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "replay":
+		return cmdReplay(args[1:], stdout, stderr)
+	case "import":
+		return cmdImport(args[1:], stdout, stderr)
+	case "repair":
+		return cmdRepair(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usageText)
 		return exitOK
@@ -99,18 +120,26 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo", "runstep demo [--log FILE] [--seed N]",
+	fs := newFlagSet("demo", "runstep demo [--db FILE|postgres://…] [--log FILE] [--seed N]",
 		"Drives three runs on a simulated clock: one completes after its steps\n"+
 			"complete, fail or are cancelled; one expires at its deadline and one is\n"+
 			"cancelled, each with a step in progress that follows it. Prints each run\n"+
 			"and step event as it commits, then the runs and the steps.", stderr)
+	dsn := fs.String("db", "runstep.db", "the store: a SQLite `file` (created if missing), postgres://… for PostgreSQL, or :memory: for none")
 	logPath := fs.String("log", "", "also write the JSON-lines event log to `FILE`")
-	seed := fs.Uint64("seed", 1, "seed of the generated ids: the same seed gives the same ids")
+	seed := fs.Uint64("seed", 0, "seed of the generated ids: the same seed gives the same ids; 0 picks one at random, so that demos can share a database")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	if *seed == 0 {
+		*seed = rand.Uint64()
+	}
 
-	st := openStore()
+	st, err := openDemoStore(*dsn)
+	if err != nil {
+		fmt.Fprintf(stderr, "runstep demo: %v\n", err)
+		return exitFailure
+	}
 	// The only reading of the real clock: where the simulated time starts.
 	opts := demoOptions{Seed: *seed, Start: time.Now().Truncate(time.Second), Store: st}
 	var logFile *os.File
@@ -122,7 +151,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		logFile, opts.Log = f, f
 	}
-	err := demo(context.Background(), stdout, opts)
+	err = demo(context.Background(), stdout, opts)
 	if logFile != nil {
 		err = errors.Join(err, logFile.Close())
 	}
@@ -134,9 +163,19 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// openStore returns the store the commands use: for now the in-process
-// memory store, so nothing outlives the command.
+// openStore returns an in-process memory store, for commands whose state
+// need not outlive them.
 func openStore() store.Store { return memory.New() }
+
+// openDemoStore opens the demo's store: ":memory:" keeps nothing; any
+// other dsn is a database for openDB, and a SQLite file is created if it
+// does not exist yet.
+func openDemoStore(dsn string) (store.Store, error) {
+	if dsn == ":memory:" {
+		return memory.New(), nil
+	}
+	return openDB(dsn)
+}
 
 func runGraph(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("graph", "runstep graph [--machine step|run] [--format mermaid|dot]",
