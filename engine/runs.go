@@ -241,6 +241,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("engine: watch the store: %w", err)
 		}
+		// Commits made before the watch began were not announced: wake the
+		// subscriptions once so they read them.
+		e.changed.notify()
 		forwarded := make(chan struct{}, 1)
 		go func() {
 			for range changes {
