@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -152,12 +153,7 @@ func (r Run) Clone() Run {
 	c.FailedAt = clonePtr(r.FailedAt)
 	c.CompletedAt = clonePtr(r.CompletedAt)
 	c.LastError = clonePtr(r.LastError)
-	if r.Metadata != nil {
-		c.Metadata = make(Metadata, len(r.Metadata))
-		for k, v := range r.Metadata {
-			c.Metadata[k] = v
-		}
-	}
+	c.Metadata = maps.Clone(r.Metadata) // nil stays nil: null, not {}
 	return c
 }
 

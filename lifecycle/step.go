@@ -182,12 +182,7 @@ func (s Step) Clone() Step {
 	c.CancelledAt = clonePtr(s.CancelledAt)
 	c.FailedAt = clonePtr(s.FailedAt)
 	c.CompletedAt = clonePtr(s.CompletedAt)
-	if s.Metadata != nil {
-		c.Metadata = make(Metadata, len(s.Metadata))
-		for k, v := range s.Metadata {
-			c.Metadata[k] = v
-		}
-	}
+	c.Metadata = maps.Clone(s.Metadata) // nil stays nil: null, not {}
 	c.Usage = s.Usage.clone()
 	return c
 }
