@@ -92,6 +92,9 @@ func (m Metadata) Validate() error {
 	if len(m) > MaxMetadataPairs {
 		return invalid("metadata", "", "too many pairs: %d, at most %d", len(m), MaxMetadataPairs)
 	}
+	if len(m) == 0 {
+		return nil // no pairs: nothing to sort, nothing to allocate
+	}
 	// Check the keys in order, so that the error names the same one every
 	// time.
 	for _, k := range slices.Sorted(maps.Keys(m)) {
