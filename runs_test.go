@@ -312,7 +312,9 @@ func TestExpiryRacesCompletion(t *testing.T) {
 		for range 100 {
 			run := w.startedRun(t)
 			step := w.step(t, run.ID, lifecycle.TypeToolCalls)
-			w.clock.Set(time.Unix(*run.ExpiresAt, 0))
+			// A second before the deadline both may still win (at the
+			// deadline the run is over, and Complete expires it first).
+			w.clock.Set(time.Unix(*run.ExpiresAt-1, 0))
 
 			var wg sync.WaitGroup
 			var completeErr error
@@ -398,5 +400,45 @@ func TestCreatingAStepPastTheDeadlineExpiresTheRun(t *testing.T) {
 		log := w.log(t)
 		assert.Equal(t, events.TypeRunExpired, log[len(log)-1].Type)
 		assert.Equal(t, *run.ExpiresAt, log[len(log)-1].At)
+	})
+}
+
+// Past its deadline, before any sweep, a run and its steps are already
+// over: a transition expires the run as of its deadline and is refused.
+func TestTransitionsPastTheDeadlineExpireTheRun(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		w := newWorld(t, st)
+		run := w.startedRun(t)
+		step := w.step(t, run.ID, lifecycle.TypeToolCalls)
+		w.clock.Set(time.Unix(*run.ExpiresAt+5, 0))
+
+		_, err := w.eng.Complete(ctx, step.ID)
+		require.ErrorIs(t, err, lifecycle.ErrInvalidTransition)
+		expired := w.get(t, step.ID)
+		assert.Equal(t, lifecycle.StatusExpired, expired.Status)
+		assert.Equal(t, run.ExpiresAt, expired.ExpiredAt)
+
+		other := w.startedRun(t)
+		w.clock.Set(time.Unix(*other.ExpiresAt, 0))
+		_, err = w.eng.CompleteRun(ctx, other.ID)
+		require.ErrorIs(t, err, lifecycle.ErrInvalidTransition)
+		assert.Equal(t, lifecycle.RunStatusExpired, w.run(t, other.ID).Status)
+	})
+}
+
+// A sweep expires every due run, however many there are.
+func TestExpireDueExpiresThemAll(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		w := newWorld(t, st)
+		for range 250 {
+			_, err := w.eng.CreateRun(ctx, engine.NewRun{ThreadID: "thread_1", AssistantID: "asst_1"})
+			require.NoError(t, err)
+		}
+		w.clock.Add(time.Hour)
+		n, err := w.eng.ExpireDue(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, 250, n)
 	})
 }

@@ -82,6 +82,9 @@ func New(st store.Store, opts ...Option) (*Engine, error) {
 	if e.clock == nil {
 		e.clock = clock.New()
 	}
+	if e.logger == nil {
+		e.logger = slog.Default()
+	}
 	if e.ids == nil {
 		e.ids = RandomIDs()
 	}
@@ -129,12 +132,11 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 			break
 		}
 		now := e.clock.Now().Unix()
-		if run.ExpiresAt != nil && now >= *run.ExpiresAt {
-			// The run is past its deadline but no sweep has expired it yet.
-			// Expire it now, as of its deadline, rather than add a step
-			// that would expire before it was created; the next attempt
-			// reads the expired run and refuses.
-			if _, err = e.transitionRun(ctx, run.ID, lifecycle.RunChange{Trigger: lifecycle.RunTriggerExpire}, true); err != nil && !errors.Is(err, lifecycle.ErrInvalidTransition) {
+		if overdue(run, now) {
+			// Rather than add a step that would expire before it was
+			// created, expire the run; the next attempt reads it and
+			// refuses.
+			if err = e.expireOverdue(ctx, run.ID); err != nil {
 				break
 			}
 			continue
@@ -165,7 +167,27 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 			break
 		}
 	}
+	if err == nil {
+		err = store.ErrConflict // every attempt lost a race
+	}
 	return lifecycle.Step{}, fmt.Errorf("engine: create step %s: %w", ns.ID, err)
+}
+
+// overdue reports whether run is past its deadline but no sweep has
+// expired it yet.
+func overdue(run lifecycle.Run, now int64) bool {
+	return run.ExpiresAt != nil && !run.Status.Terminal() && now >= *run.ExpiresAt
+}
+
+// expireOverdue expires an overdue run as of its deadline, so that nothing
+// happens to it or its steps after the time it should have ended. A run
+// another writer ended meanwhile is no error.
+func (e *Engine) expireOverdue(ctx context.Context, runID string) error {
+	_, err := e.transitionRun(ctx, runID, lifecycle.RunChange{Trigger: lifecycle.RunTriggerExpire}, true)
+	if errors.Is(err, lifecycle.ErrInvalidTransition) {
+		return nil
+	}
+	return err
 }
 
 // sameParent refuses a step whose thread or assistant is not its run's.
@@ -240,6 +262,18 @@ func (e *Engine) transition(ctx context.Context, id string, c lifecycle.Change) 
 			break
 		}
 		c.At = e.clock.Now()
+		if cur.Status == lifecycle.StatusInProgress {
+			// A step of a run past its deadline expired with it, even if no
+			// sweep has said so yet: expire the run, then the next attempt
+			// finds the step expired and the machine refuses.
+			run, rerr := e.store.GetRun(ctx, cur.RunID)
+			if rerr == nil && overdue(run, c.At.Unix()) {
+				if err = e.expireOverdue(ctx, run.ID); err != nil {
+					break
+				}
+				continue
+			}
+		}
 		if next, err = cur.Apply(c); err != nil {
 			break
 		}
@@ -251,6 +285,9 @@ func (e *Engine) transition(ctx context.Context, id string, c lifecycle.Change) 
 		if !errors.Is(err, store.ErrConflict) {
 			break
 		}
+	}
+	if err == nil {
+		err = store.ErrConflict // every attempt lost a race
 	}
 	return lifecycle.Step{}, fmt.Errorf("engine: %s step %s: %w", c.Trigger, id, err)
 }

@@ -40,7 +40,13 @@ func (e *Engine) CreateRun(ctx context.Context, nr NewRun) (lifecycle.Run, error
 	now := e.clock.Now()
 	// Whole seconds: the deadline is the API's expires_at, and a run is due
 	// when the clock reaches it.
-	deadline := now.Unix() + int64((ttl+time.Second-1)/time.Second)
+	// Divide before rounding up: adding a second first would overflow the
+	// longest TTLs into a deadline in the past.
+	secs := int64(ttl / time.Second)
+	if ttl%time.Second != 0 {
+		secs++
+	}
+	deadline := now.Unix() + secs
 	run := lifecycle.Run{
 		ID: nr.ID, CreatedAt: now.Unix(), ThreadID: nr.ThreadID, AssistantID: nr.AssistantID,
 		Status: lifecycle.RunStatusQueued, ExpiresAt: &deadline, Metadata: nr.Metadata,
@@ -142,6 +148,13 @@ func (e *Engine) transitionRun(ctx context.Context, id string, c lifecycle.RunCh
 		c.At = e.clock.Now()
 		if atDeadline && run.ExpiresAt != nil {
 			c.At = time.Unix(*run.ExpiresAt, 0)
+		} else if c.Trigger != lifecycle.RunTriggerExpire && overdue(run, c.At.Unix()) {
+			// The run should have expired already: expire it as of its
+			// deadline; the next attempt reads it and the machine refuses.
+			if err = e.expireOverdue(ctx, run.ID); err != nil {
+				break
+			}
+			continue
 		}
 		if next, err = run.Apply(c); err != nil {
 			break
@@ -160,6 +173,9 @@ func (e *Engine) transitionRun(ctx context.Context, id string, c lifecycle.RunCh
 		if !errors.Is(err, store.ErrConflict) {
 			break
 		}
+	}
+	if err == nil {
+		err = store.ErrConflict // every attempt lost a race
 	}
 	return lifecycle.Run{}, fmt.Errorf("engine: %s run %s: %w", c.Trigger, id, err)
 }
@@ -196,7 +212,8 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 	var errs []error
 	failed := map[string]bool{} // runs that would not expire this sweep
 	for {
-		due, err := e.store.DueRuns(ctx, now, dueBatch+len(failed))
+		limit := dueBatch + len(failed) // the failed are read again: skip them
+		due, err := e.store.DueRuns(ctx, now, limit)
 		if err != nil {
 			return expired, errors.Join(append(errs, fmt.Errorf("engine: expire due runs: %w", err))...)
 		}
@@ -217,7 +234,7 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 				errs = append(errs, err)
 			}
 		}
-		if !progress || len(due) < dueBatch+len(failed) {
+		if !progress || len(due) < limit {
 			return expired, errors.Join(errs...)
 		}
 	}
@@ -252,6 +269,9 @@ func (e *Engine) Run(ctx context.Context) error {
 				case forwarded <- struct{}{}:
 				default: // a wake-up is already pending
 				}
+			}
+			if ctx.Err() == nil {
+				e.logger.ErrorContext(ctx, "runstep: the store's watch ended; other processes' commits are seen only when this engine commits")
 			}
 		}()
 		remote = forwarded

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -81,4 +82,16 @@ func TestRunTriggersFollowTheMachine(t *testing.T) {
 		events.TypeRunCreated, events.TypeRunInProgress, events.TypeRunRequiresAction,
 		events.TypeRunQueued, events.TypeRunInProgress,
 	}, names)
+}
+
+func TestTheLongestTTLIsInTheFuture(t *testing.T) {
+	f := newFixture(t)
+	run, err := f.eng.CreateRun(context.Background(), engine.NewRun{ThreadID: "thread_1", AssistantID: "asst_1", TTL: time.Duration(math.MaxInt64)})
+	require.NoError(t, err)
+	assert.Equal(t, start.Unix()+int64(math.MaxInt64/int64(time.Second))+1, *run.ExpiresAt, "no overflow into the past")
+}
+
+func TestNilLoggerFallsBack(t *testing.T) {
+	_, err := engine.New(memory.New(), engine.WithLogger(nil))
+	require.NoError(t, err)
 }

@@ -80,3 +80,20 @@ func (n *notifier) notify() {
 	}
 	n.mu.Unlock()
 }
+
+// Event returns the event with the given seq, and false if the log holds
+// no such event (yet). A resuming subscriber checks with it that the last
+// event it had is one the log has.
+func (e *Engine) Event(ctx context.Context, seq int64) (events.Event, bool, error) {
+	if seq < 1 {
+		return events.Event{}, false, nil
+	}
+	evs, err := e.store.Events(ctx, seq-1, 1)
+	if err != nil {
+		return events.Event{}, false, fmt.Errorf("engine: event %d: %w", seq, err)
+	}
+	if len(evs) == 0 {
+		return events.Event{}, false, nil
+	}
+	return evs[0], true, nil
+}

@@ -33,9 +33,9 @@ var (
 
 // Store keeps steps, runs and the log of events that made them.
 // Implementations are safe for concurrent use, and copy in and out: a
-// caller never shares memory with the store. Every method returns ctx's
-// error (wrapped) if ctx is done before it starts; such a Commit writes
-// nothing.
+// caller never shares memory with the store. Every method returns an
+// error that errors.Is ctx's error if ctx is done before it starts; such a
+// Commit writes nothing.
 type Store interface {
 	// Commit writes each event's step or run as the new state of that
 	// object, and appends the events to the log, all in one atomic write:
