@@ -49,6 +49,9 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request) {
 		st.fail(err)
 		return
 	}
+	if !s.knownEvent(w, st, after) {
+		return
+	}
 	// The client's last event is read again (from after-1) to check it.
 	// For an ended run, it must be one of the run's: any other id could lie
 	// past the run's end, and the stream would wait for nothing. For a run
@@ -112,6 +115,9 @@ func (s *Server) streamThread(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer st.close()
+	if !s.knownEvent(w, st, after) {
+		return
+	}
 	if st.open() != nil {
 		return
 	}
@@ -339,4 +345,26 @@ func (st *stream) fail(err error) {
 	default:
 		st.s.logger.ErrorContext(st.ctx, "runstep server: event stream failed", "path", st.r.URL.Path, "err", err)
 	}
+}
+
+// knownEvent checks that the client's Last-Event-ID names an event the log
+// holds, and answers a 400 otherwise: resuming after an id the log has not
+// reached would skip every event up to it, or wait for it in silence.
+func (s *Server) knownEvent(w http.ResponseWriter, st *stream, after int64) bool {
+	if after == 0 {
+		return true
+	}
+	_, ok, err := s.eng.Event(st.ctx, after)
+	switch {
+	case err != nil:
+		st.fail(err)
+		return false
+	case !ok:
+		badRequest(w, &engine.ArgumentError{
+			Param: "Last-Event-ID", Value: strconv.FormatInt(after, 10),
+			Reason: "no event has this id",
+		})
+		return false
+	}
+	return true
 }

@@ -98,6 +98,9 @@ func TestRunStreamErrors(t *testing.T) {
 		{"id that is no number", "/v1/threads/thread_1/runs/run_1/events", "abc", http.StatusBadRequest, "Last-Event-ID"},
 		{"negative id", "/v1/threads/thread_1/runs/run_1/events", "-1", http.StatusBadRequest, "Last-Event-ID"},
 		{"id of another run's event, once the run has ended", "/v1/threads/thread_1/runs/run_1/events", "4", http.StatusBadRequest, "Last-Event-ID"},
+		{"id past the log, run ended", "/v1/threads/thread_1/runs/run_1/events", "99", http.StatusBadRequest, "Last-Event-ID"},
+		{"id past the log, run going on", "/v1/threads/thread_1/runs/run_2/events", "99", http.StatusBadRequest, "Last-Event-ID"},
+		{"id past the log, thread", "/v1/threads/thread_1/events", "99", http.StatusBadRequest, "Last-Event-ID"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var header []string

@@ -82,6 +82,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 // closes, the event streams end, and the requests under way get
 // serveShutdownTimeout to finish.
 func serve(ctx context.Context, ln net.Listener, st store.Store, token string, stdout, stderr io.Writer) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	eng, err := engine.New(st, engine.WithLogger(logger))
 	if err != nil {
@@ -109,7 +111,14 @@ func serve(ctx context.Context, ln net.Listener, st store.Store, token string, s
 	var wg sync.WaitGroup
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	defer stopEngine()
-	wg.Go(func() { _ = eng.Run(engineCtx) })
+	wg.Go(func() {
+		// Without the loop nothing expires and shared-store streams never
+		// hear of other processes' commits: better to stop than to serve
+		// half a service.
+		if err := eng.Run(engineCtx); err != nil && engineCtx.Err() == nil {
+			stop(fmt.Errorf("the engine stopped: %w", err))
+		}
+	})
 
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -132,6 +141,9 @@ func serve(ctx context.Context, ln net.Listener, st store.Store, token string, s
 	}
 	stopEngine()
 	wg.Wait()
+	if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
+		err = errors.Join(err, cause) // the engine failed, not a signal
+	}
 	return err
 }
 

@@ -71,6 +71,17 @@ func listSteps(st store.Store, p engine.ListParams, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "runstep steps: %v\n", err)
 		return exitFailure
 	}
+	if p.Limit < 1 {
+		// The engine reads 0 as "the default"; on the command line it is a
+		// mistake, as the flag's help says.
+		fmt.Fprintf(stderr, "runstep steps: --limit %d: must be between 1 and 100\n", p.Limit)
+		return exitUsage
+	}
+	if _, err := eng.GetRun(context.Background(), p.RunID); err != nil {
+		// An unknown run would list as empty: say so instead.
+		fmt.Fprintf(stderr, "runstep steps: %v\n", err)
+		return exitFailure
+	}
 	list, err := eng.ListSteps(context.Background(), p)
 	if err != nil {
 		fmt.Fprintf(stderr, "runstep steps: %v\n", err)

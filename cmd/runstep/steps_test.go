@@ -163,11 +163,13 @@ func TestStepsPages(t *testing.T) {
 	assert.True(t, page.HasMore)
 }
 
-func TestStepsUnknownRunIsEmpty(t *testing.T) {
+func TestStepsUnknownRun(t *testing.T) {
 	path := stepsFixture(t)
 	code, stdout, stderr := runSteps("--db", path, "--run", "run_nobody")
-	require.Equal(t, exitOK, code, stderr)
-	assert.JSONEq(t, `{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":false}`, stdout)
+	assert.Equal(t, exitFailure, code, "a mistyped run is not an empty list")
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, "run_nobody")
+	assert.Contains(t, stderr, "not found")
 }
 
 func TestStepsErrors(t *testing.T) {
@@ -186,7 +188,8 @@ func TestStepsErrors(t *testing.T) {
 		{"no run", []string{"--db", path}, exitUsage, "--run is required"},
 		{"an argument", []string{"--db", path, "--run", stepsRun, "extra"}, exitUsage, `unexpected argument "extra"`},
 		{"unknown flag", []string{"--db", path, "--run", stepsRun, "--page", "2"}, exitUsage, "-page"},
-		{"negative limit", []string{"--db", path, "--run", stepsRun, "--limit", "-1"}, exitUsage, `invalid limit "-1"`},
+		{"negative limit", []string{"--db", path, "--run", stepsRun, "--limit", "-1"}, exitUsage, "--limit -1: must be between 1 and 100"},
+		{"zero limit", []string{"--db", path, "--run", stepsRun, "--limit", "0"}, exitUsage, "--limit 0: must be between 1 and 100"},
 		{"limit too big", []string{"--db", path, "--run", stepsRun, "--limit", "101"}, exitUsage, "between 1 and 100"},
 		{"bad order", []string{"--db", path, "--run", stepsRun, "--order", "sideways"}, exitUsage, "asc or desc"},
 		{"unknown cursor", []string{"--db", path, "--run", stepsRun, "--after", "step_nobody"}, exitUsage, `invalid after "step_nobody"`},
