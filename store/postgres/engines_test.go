@@ -161,8 +161,21 @@ func TestEnginesShareOneSchema(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, raceErr)
 	// A sweep that kept losing to transitions (ErrConflict after the
-	// engine's attempts) leaves its runs due; sweep until none is left.
-	for round := 0; expired < nRuns && round < 5; round++ {
+	// engine's attempts) leaves its runs due, and a transition past the
+	// deadline expires its run itself (the engine lets nothing change after
+	// a run's deadline), so the sweeps' own count can fall short. Sweep until
+	// every run is expired; that each expired once is checked on the log.
+	allExpired := func() bool {
+		for _, run := range runs {
+			got, err := stores[0].GetRun(ctx, run.ID)
+			require.NoError(t, err)
+			if got.Status != lifecycle.RunStatusExpired {
+				return false
+			}
+		}
+		return true
+	}
+	for round := 0; !allExpired() && round < 5; round++ {
 		for i := range engines {
 			sweep(i)
 		}
@@ -170,7 +183,8 @@ func TestEnginesShareOneSchema(t *testing.T) {
 	for _, err := range sweepErrs {
 		require.ErrorIs(t, err, store.ErrConflict, "a sweep fails only by losing races")
 	}
-	require.Equal(t, nRuns, expired, "every run expired exactly once across the engines")
+	require.True(t, allExpired(), "every run expired")
+	require.LessOrEqual(t, expired, nRuns, "no run expired twice by the sweeps")
 	t.Logf("runs expired by each engine: %v; sweeps that lost every attempt: %d", perEngine, len(sweepErrs))
 
 	// Every engine reads the same log.
