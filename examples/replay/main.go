@@ -8,7 +8,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
+	"os"
 	"strings"
 	"time"
 
@@ -23,7 +25,13 @@ import (
 )
 
 func main() {
-	ctx := context.Background()
+	if err := replayDemo(context.Background(), os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// replayDemo does the work of main, writing to w.
+func replayDemo(ctx context.Context, w io.Writer) error {
 	original := memory.New()
 	logText := session(ctx, original)
 
@@ -31,10 +39,10 @@ func main() {
 	rebuilt := memory.New()
 	rep, err := replay.Run(ctx, rebuilt, source(logText), replay.Options{})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	fmt.Printf("replayed %d events: steps %v, runs %v\n", rep.Applied, rep.Steps, rep.Runs)
-	fmt.Println("same state:", sameState(ctx, original, rebuilt))
+	fmt.Fprintf(w, "replayed %d events: steps %v, runs %v\n", rep.Applied, rep.Steps, rep.Runs)
+	fmt.Fprintln(w, "same state:", sameState(ctx, original, rebuilt))
 
 	// Audit: a copy that lost its third line (a step's creation) is
 	// reported where the gap shows, and so is the step that now completes
@@ -43,8 +51,9 @@ func main() {
 	tampered := strings.Join(append(lines[:2:2], lines[3:]...), "")
 	rep, _ = replay.Run(ctx, memory.New(), source(tampered), replay.Options{Audit: true})
 	for _, p := range rep.Problems {
-		fmt.Println("problem:", p.Kind, "at line", p.Line)
+		fmt.Fprintln(w, "problem:", p.Kind, "at line", p.Line)
 	}
+	return nil
 }
 
 // session drives a run on a mock clock and returns its JSON-lines log.
