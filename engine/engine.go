@@ -124,7 +124,7 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 	var err error
 	for range maxAttempts {
 		var run lifecycle.Run
-		if run, err = e.store.GetRun(ctx, ns.RunID); err != nil {
+		if run, err = e.store.GetRunForUpdate(ctx, ns.RunID); err != nil {
 			break
 		}
 		if run.Status != lifecycle.RunStatusInProgress {
@@ -258,21 +258,19 @@ func (e *Engine) transition(ctx context.Context, id string, c lifecycle.Change) 
 	var err error
 	for range maxAttempts {
 		var cur, next lifecycle.Step
-		if cur, err = e.store.GetStep(ctx, id); err != nil {
+		var deadline store.RunDeadline
+		if cur, deadline, err = e.store.GetStepForUpdate(ctx, id); err != nil {
 			break
 		}
 		c.At = e.clock.Now()
-		if cur.Status == lifecycle.StatusInProgress {
+		if cur.Status == lifecycle.StatusInProgress && deadline.Due(c.At.Unix()) {
 			// A step of a run past its deadline expired with it, even if no
 			// sweep has said so yet: expire the run, then the next attempt
 			// finds the step expired and the machine refuses.
-			run, rerr := e.store.GetRun(ctx, cur.RunID)
-			if rerr == nil && overdue(run, c.At.Unix()) {
-				if err = e.expireOverdue(ctx, run.ID); err != nil {
-					break
-				}
-				continue
+			if err = e.expireOverdue(ctx, cur.RunID); err != nil {
+				break
 			}
+			continue
 		}
 		if next, err = cur.Apply(c); err != nil {
 			break

@@ -142,7 +142,7 @@ func (e *Engine) transitionRun(ctx context.Context, id string, c lifecycle.RunCh
 	var err error
 	for range maxAttempts {
 		var run, next lifecycle.Run
-		if run, err = e.store.GetRun(ctx, id); err != nil {
+		if run, err = e.store.GetRunForUpdate(ctx, id); err != nil {
 			break
 		}
 		c.At = e.clock.Now()

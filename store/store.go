@@ -67,6 +67,20 @@ type Store interface {
 	// there is none.
 	GetRun(ctx context.Context, id string) (lifecycle.Run, error)
 
+	// GetStepForUpdate reads a step its caller is about to change, with
+	// its run's deadline. It answers as GetStep does, except that a store
+	// may answer from the objects it committed itself, which misses what
+	// another process committed since: the caller's Commit then names a
+	// version no longer stored, fails with ErrConflict, and the store
+	// forgets its copy. A read–modify–write on it never loses an update;
+	// it may only retry. Returns ErrNotFound if there is no such step.
+	GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step, RunDeadline, error)
+
+	// GetRunForUpdate reads a run its caller is about to change or guard,
+	// with the same freedom as GetStepForUpdate. Returns ErrNotFound if
+	// there is none.
+	GetRunForUpdate(ctx context.Context, id string) (lifecycle.Run, error)
+
 	// ListSteps returns one page of a run's steps in the order q asks for:
 	// by created_at, then id in byte order (as Go compares strings). With
 	// Before alone, the page is the Limit steps nearest Before and HasMore
@@ -109,6 +123,19 @@ type Watcher interface {
 	// fails for good.
 	Watch(ctx context.Context) (<-chan struct{}, error)
 }
+
+// RunDeadline is what a step's writer must know of the step's run: when
+// the run expires, if it still can.
+type RunDeadline struct {
+	// At is the run's expires_at, in Unix seconds; set only if Armed.
+	At int64
+	// Armed says the run has not ended and has a deadline.
+	Armed bool
+}
+
+// Due reports whether the run is past its deadline at now (Unix seconds)
+// and has not ended.
+func (d RunDeadline) Due(now int64) bool { return d.Armed && now >= d.At }
 
 // Batch is one atomic write.
 type Batch struct {

@@ -242,6 +242,32 @@ func (s *Store) GetStep(ctx context.Context, id string) (lifecycle.Step, error) 
 	return step.Clone(), nil
 }
 
+// GetStepForUpdate implements store.Store: GetStep and the run's deadline
+// under one lock.
+func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step, store.RunDeadline, error) {
+	if err := ctx.Err(); err != nil {
+		return lifecycle.Step{}, store.RunDeadline{}, err
+	}
+	s.mu.RLock()
+	step, ok := s.steps[id]
+	var deadline store.RunDeadline
+	if ok {
+		if k, armed := deadlineOf(s.runs[step.RunID]); armed {
+			deadline = store.RunDeadline{At: k.at, Armed: true}
+		}
+	}
+	s.mu.RUnlock()
+	if !ok {
+		return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("memory: get step %s: %w", id, store.ErrNotFound)
+	}
+	return step.Clone(), deadline, nil
+}
+
+// GetRunForUpdate implements store.Store: a plain GetRun.
+func (s *Store) GetRunForUpdate(ctx context.Context, id string) (lifecycle.Run, error) {
+	return s.GetRun(ctx, id)
+}
+
 // ListSteps implements store.Store.
 func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPage, error) {
 	if err := ctx.Err(); err != nil {

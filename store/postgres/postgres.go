@@ -253,6 +253,40 @@ func (s *Store) GetStep(ctx context.Context, id string) (lifecycle.Step, error) 
 	return step, nil
 }
 
+// GetStepForUpdate implements store.Store: GetStep and the run's deadline
+// in one query.
+func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step, store.RunDeadline, error) {
+	if err := ctx.Err(); err != nil {
+		return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("postgres: get step %s: %w", id, err)
+	}
+	if !storable(id) {
+		return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("postgres: get step %q: %w", id, store.ErrNotFound)
+	}
+	var version int64
+	var data []byte
+	var deadline *int64
+	err := s.pool.QueryRow(ctx, s.q.stepForUpdate, id).Scan(&version, &data, &deadline)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("postgres: get step %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("postgres: get step %s: %w", id, mapErr(err))
+	}
+	step, err := decodeStep(version, data)
+	if err != nil {
+		return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("postgres: get step %s: %w", id, err)
+	}
+	if deadline == nil {
+		return step, store.RunDeadline{}, nil
+	}
+	return step, store.RunDeadline{At: *deadline, Armed: true}, nil
+}
+
+// GetRunForUpdate implements store.Store: a plain GetRun.
+func (s *Store) GetRunForUpdate(ctx context.Context, id string) (lifecycle.Run, error) {
+	return s.GetRun(ctx, id)
+}
+
 // GetRun implements store.Store.
 func (s *Store) GetRun(ctx context.Context, id string) (lifecycle.Run, error) {
 	if err := ctx.Err(); err != nil {

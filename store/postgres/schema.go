@@ -140,6 +140,7 @@ func migrateOnce(ctx context.Context, pool *pgxpool.Pool, schema string, ms []mi
 // nothing.
 type queries struct {
 	getStep, getRun, cursor, inProgress string
+	stepForUpdate                       string
 	// Indexed by ascending.
 	listAll, listFrom, listBetween map[bool]string
 	events                         string
@@ -211,11 +212,13 @@ SELECT base, NOTIFY FROM head`)
 	}
 	commit = strings.Replace(commit, "NOTIFY", notify, 1)
 	return queries{
-		getStep:    q(`SELECT version, data FROM {steps} WHERE id = $1`),
-		getRun:     q(`SELECT version, data FROM {runs} WHERE id = $1`),
-		cursor:     q(`SELECT created_at FROM {steps} WHERE id = $1 AND run_id = $2`),
-		inProgress: q(`SELECT version, data FROM {steps} WHERE run_id = $1 AND status = $2 ORDER BY created_at, id`),
-		listAll:    map[bool]string{true: list("", true), false: list("", false)},
+		getStep: q(`SELECT version, data FROM {steps} WHERE id = $1`),
+		getRun:  q(`SELECT version, data FROM {runs} WHERE id = $1`),
+		// runs.expires_at is set only while the run can expire.
+		stepForUpdate: q(`SELECT s.version, s.data, r.expires_at FROM {steps} s LEFT JOIN {runs} r ON r.id = s.run_id WHERE s.id = $1`),
+		cursor:        q(`SELECT created_at FROM {steps} WHERE id = $1 AND run_id = $2`),
+		inProgress:    q(`SELECT version, data FROM {steps} WHERE run_id = $1 AND status = $2 ORDER BY created_at, id`),
+		listAll:       map[bool]string{true: list("", true), false: list("", false)},
 		listFrom: map[bool]string{
 			true:  list(` AND (created_at, id) > ($3, $4)`, true),
 			false: list(` AND (created_at, id) < ($3, $4)`, false),

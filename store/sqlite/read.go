@@ -16,6 +16,7 @@ import (
 // readStmts are the read pool's statements.
 type readStmts struct {
 	getStep, getRun, stepKey *sql.Stmt
+	stepForUpdate            *sql.Stmt
 	inProgress               *sql.Stmt
 	due, nextDeadline        *sql.Stmt
 	events                   *sql.Stmt
@@ -66,6 +67,8 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		query string
 	}{
 		{&r.getStep, "SELECT version, data FROM steps WHERE id = ?"},
+		// runs.expires_at is set only while the run can expire.
+		{&r.stepForUpdate, "SELECT s.version, s.data, r.expires_at FROM steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.id = ?"},
 		{&r.getRun, "SELECT version, data FROM runs WHERE id = ?"},
 		{&r.stepKey, "SELECT created_at FROM steps WHERE id = ? AND run_id = ?"},
 		{&r.inProgress, "SELECT version, data FROM steps WHERE run_id = ? AND status = 'in_progress' ORDER BY created_at, id"},
@@ -88,7 +91,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (r *readStmts) close() error {
-	all := []*sql.Stmt{r.getStep, r.getRun, r.stepKey, r.inProgress, r.due, r.nextDeadline, r.events}
+	all := []*sql.Stmt{r.getStep, r.stepForUpdate, r.getRun, r.stepKey, r.inProgress, r.due, r.nextDeadline, r.events}
 	for _, p := range r.pages {
 		all = append(all, p[:]...)
 	}
@@ -138,6 +141,34 @@ func (s *Store) GetStep(ctx context.Context, id string) (lifecycle.Step, error) 
 		return lifecycle.Step{}, fmt.Errorf("sqlite: get step %s: decode: %w", id, err)
 	}
 	return step, nil
+}
+
+// GetStepForUpdate implements store.Store. It reads what GetStep reads,
+// and the run's deadline in the same query.
+func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step, store.RunDeadline, error) {
+	if err := s.begin(ctx, "get step "+id); err != nil {
+		return lifecycle.Step{}, store.RunDeadline{}, err
+	}
+	var version int64
+	var data []byte
+	var deadline sql.NullInt64
+	err := s.r.stepForUpdate.QueryRowContext(ctx, id).Scan(&version, &data, &deadline)
+	if errors.Is(err, sql.ErrNoRows) {
+		return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("sqlite: get step %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("sqlite: get step %s: %w", id, err)
+	}
+	step, err := decodeStep(version, data)
+	if err != nil {
+		return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("sqlite: get step %s: decode: %w", id, err)
+	}
+	return step, store.RunDeadline{At: deadline.Int64, Armed: deadline.Valid}, nil
+}
+
+// GetRunForUpdate implements store.Store: a plain GetRun.
+func (s *Store) GetRunForUpdate(ctx context.Context, id string) (lifecycle.Run, error) {
+	return s.GetRun(ctx, id)
 }
 
 // GetRun implements store.Store.

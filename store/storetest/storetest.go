@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"StepsInProgress", inProgressTests},
 		{"DueRuns", dueTests},
 		{"NextDeadline", nextDeadlineTests},
+		{"ForUpdate", forUpdateTests},
 		{"Copy", copyTests},
 		{"Context", contextTests},
 		{"Concurrency", concurrencyTests},
@@ -2226,6 +2227,119 @@ var copyTests = []test{
 // done returns contexts that are done before any call: one cancelled, and
 // one whose deadline (a fixed instant long past, not the clock's now) has
 // passed.
+func stepForUpdate(t *testing.T, s store.Store, id string) (lifecycle.Step, store.RunDeadline) {
+	t.Helper()
+	step, deadline, err := s.GetStepForUpdate(t.Context(), id)
+	require.NoError(t, err, "GetStepForUpdate %s", id)
+	return step, deadline
+}
+
+// The for-update reads answer as the plain reads do on a store no other
+// process writes, and a write on a read that went stale conflicts.
+var forUpdateTests = []test{
+	{"StepWithRunDeadline", func(t *testing.T, s store.Store) {
+		dueFixture(t, s) // run_c is in progress with step_c, due at 5
+		ended := createRuns(t, s, newRunDue(t, "run_ended", at(0), unix(at(10))))[0]
+		moveRun(t, s, ended, at(2), lifecycle.RunTriggerStart, lifecycle.RunTriggerComplete)
+		create(t, s,
+			newStep(t, "step_never", "run_never", at(3)), // a run without a deadline
+			newStep(t, "step_late", "run_late", at(3)),   // a cancelling run: it can still expire
+			newStep(t, "step_ended", "run_ended", at(3)),
+			newStep(t, "step_orphan", "run_missing", at(3)),
+		)
+		for _, tc := range []struct {
+			step string
+			want store.RunDeadline
+		}{
+			{"step_c", store.RunDeadline{At: at(5).Unix(), Armed: true}},
+			{"step_never", store.RunDeadline{}},
+			{"step_late", store.RunDeadline{At: at(100).Unix(), Armed: true}},
+			{"step_ended", store.RunDeadline{}},
+			{"step_orphan", store.RunDeadline{}},
+		} {
+			step, deadline := stepForUpdate(t, s, tc.step)
+			require.Equal(t, getStep(t, s, tc.step), step, "%s: the step as GetStep reads it", tc.step)
+			require.Equal(t, tc.want, deadline, "%s: its run's deadline", tc.step)
+		}
+	}},
+	{"DeadlineFollowsRun", func(t *testing.T, s store.Store) {
+		run := createRuns(t, s, newRunDue(t, runA, at(0), unix(at(10))))[0]
+		run = moveRun(t, s, run, at(1), lifecycle.RunTriggerStart)
+		create(t, s, newStep(t, "step_a", runA, at(1)))
+		_, deadline := stepForUpdate(t, s, "step_a")
+		require.Equal(t, store.RunDeadline{At: at(10).Unix(), Armed: true}, deadline)
+		require.False(t, deadline.Due(at(10).Unix()-1), "a second before the deadline")
+		require.True(t, deadline.Due(at(10).Unix()), "at the deadline")
+
+		moveRun(t, s, getRun(t, s, runA), at(2), lifecycle.RunTriggerRequireAction, lifecycle.RunTriggerCancel)
+		_, deadline = stepForUpdate(t, s, "step_a")
+		require.Equal(t, store.RunDeadline{At: at(10).Unix(), Armed: true}, deadline, "a cancelling run can still expire")
+
+		moveRun(t, s, getRun(t, s, runA), at(3), lifecycle.RunTriggerFinishCancel)
+		_, deadline = stepForUpdate(t, s, "step_a")
+		require.Equal(t, store.RunDeadline{}, deadline, "a cancelled run cannot")
+	}},
+	{"RunAsGetRun", func(t *testing.T, s store.Store) {
+		for _, want := range dueFixture(t, s) {
+			got, err := s.GetRunForUpdate(t.Context(), want.ID)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		}
+	}},
+	{"UnknownNotFound", func(t *testing.T, s store.Store) {
+		_, _, err := s.GetStepForUpdate(t.Context(), "step_missing")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = s.GetRunForUpdate(t.Context(), "run_missing")
+		require.ErrorIs(t, err, store.ErrNotFound)
+	}},
+	{"StaleReadConflicts", func(t *testing.T, s store.Store) {
+		a := create(t, s, newStep(t, "step_a", runA, at(0)))[0]
+		read, _ := stepForUpdate(t, s, "step_a")
+		commit(t, s, transition(t, a, lifecycle.TriggerCancel, at(1))) // another writer wins
+		_, err := s.Commit(t.Context(), store.Events(transition(t, read, lifecycle.TriggerComplete, at(2))))
+		require.ErrorIs(t, err, store.ErrConflict)
+		again, _ := stepForUpdate(t, s, "step_a")
+		require.Equal(t, lifecycle.StatusCancelled, again.Status, "the read after the conflict")
+		require.Equal(t, getStep(t, s, "step_a"), again)
+
+		run := createRuns(t, s, newRun(t, runB, at(0)))[0]
+		readRun, err := s.GetRunForUpdate(t.Context(), runB)
+		require.NoError(t, err)
+		moveRun(t, s, run, at(1), lifecycle.RunTriggerStart)
+		_, err = s.Commit(t.Context(), store.Events(runTransition(t, readRun, lifecycle.RunTriggerCancel, at(2))))
+		require.ErrorIs(t, err, store.ErrConflict)
+		_, err = s.Commit(t.Context(), guarded(nil, store.Guard{RunID: runB, Version: readRun.Version}))
+		require.ErrorIs(t, err, store.ErrConflict, "a guard on the stale read")
+		againRun, err := s.GetRunForUpdate(t.Context(), runB)
+		require.NoError(t, err)
+		require.Equal(t, getRun(t, s, runB), againRun)
+	}},
+	{"CopiesOut", func(t *testing.T, s store.Store) {
+		o := copyFixture(t, s)
+		before := take(t, s, o)
+		for _, id := range o.steps {
+			step, _ := stepForUpdate(t, s, id)
+			scribble(&step)
+		}
+		for _, id := range o.runs {
+			run, err := s.GetRunForUpdate(t.Context(), id)
+			require.NoError(t, err)
+			scribbleRun(&run)
+		}
+		require.Equal(t, before, take(t, s, o), "changing what a for-update read returned changed the store")
+	}},
+	{"Cancelled", func(t *testing.T, s store.Store) {
+		create(t, s, newStep(t, "step_a", runA, at(0)))
+		createRuns(t, s, newRun(t, runA, at(0)))
+		for _, ctx := range done(t) {
+			_, _, err := s.GetStepForUpdate(ctx, "step_a")
+			require.ErrorIs(t, err, ctx.Err())
+			_, err = s.GetRunForUpdate(ctx, runA)
+			require.ErrorIs(t, err, ctx.Err())
+		}
+	}},
+}
+
 func done(t *testing.T) []context.Context {
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
