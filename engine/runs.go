@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -281,38 +282,37 @@ func (e *Engine) Run(ctx context.Context) error {
 		// Take the wake-up channel first, so a run committed during the
 		// sweep still re-arms the timer.
 		rearm := e.rearm.wait()
-		var sweepErr error
+		// What the sweep treats as due: at least the runs due by now.
+		swept := int64(math.MinInt64)
 		if sweep {
-			if _, sweepErr = e.ExpireDue(ctx); sweepErr != nil && ctx.Err() == nil {
-				e.logger.ErrorContext(ctx, "runstep: expiring due runs", "err", sweepErr)
+			swept = e.clock.Now().Unix()
+			if _, err := e.ExpireDue(ctx); err != nil && ctx.Err() == nil {
+				e.logger.ErrorContext(ctx, "runstep: expiring due runs", "err", err)
 			}
 		}
 		// Sleep until the earliest deadline, or until a run changes. A
 		// change only re-arms the timer; the sweep runs when it fires.
 		// After a store error, or a due run the sweep could not expire, try
 		// again a little later.
-		var wait time.Duration
 		next, ok, err := e.store.NextDeadline(ctx)
+		var timer *clock.Timer
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
 				e.logger.ErrorContext(ctx, "runstep: reading the next deadline", "err", err)
 			}
-			wait = retryAfter
+			timer = e.clock.Timer(retryAfter)
+		case ok && next <= swept:
+			timer = e.clock.Timer(retryAfter) // due when the sweep ran, and not expired by it
 		case ok:
-			wait = time.Unix(next, 0).Sub(e.clock.Now())
-			if wait <= 0 {
-				if !sweep && ctx.Err() == nil {
-					sweep = true // fell due since the last sweep
-					continue
-				}
-				wait = retryAfter
+			var passed bool
+			if timer, passed = e.timerUntil(time.Unix(next, 0)); passed {
+				sweep = true // fell due since the sweep
+				continue
 			}
 		}
 		var fire <-chan time.Time
-		var timer *clock.Timer
-		if wait > 0 {
-			timer = e.clock.Timer(wait)
+		if timer != nil {
 			fire = timer.C
 		}
 		sweep = false
@@ -329,6 +329,25 @@ func (e *Engine) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// timerUntil returns a timer that fires when the clock reaches at, or
+// passed true if it has. Between reading the clock and setting the timer,
+// another goroutine may move a mock clock, which would leave the timer
+// late by as much: a timer set while the clock moved a millisecond or more
+// is set again.
+func (e *Engine) timerUntil(at time.Time) (timer *clock.Timer, passed bool) {
+	for {
+		now := e.clock.Now()
+		if !now.Before(at) {
+			return nil, true
+		}
+		timer = e.clock.Timer(at.Sub(now))
+		if e.clock.Since(now) < time.Millisecond {
+			return timer, false
+		}
+		timer.Stop()
 	}
 }
 
