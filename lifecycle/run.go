@@ -147,11 +147,7 @@ type Run struct {
 // Clone returns a deep copy of r.
 func (r Run) Clone() Run {
 	c := r
-	c.StartedAt = clonePtr(r.StartedAt)
-	c.ExpiresAt = clonePtr(r.ExpiresAt)
-	c.CancelledAt = clonePtr(r.CancelledAt)
-	c.FailedAt = clonePtr(r.FailedAt)
-	c.CompletedAt = clonePtr(r.CompletedAt)
+	cloneStamps(&c.StartedAt, &c.ExpiresAt, &c.CancelledAt, &c.FailedAt, &c.CompletedAt)
 	c.LastError = clonePtr(r.LastError)
 	c.Metadata = maps.Clone(r.Metadata) // nil stays nil: null, not {}
 	return c

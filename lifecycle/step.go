@@ -181,10 +181,7 @@ func (s Step) Clone() Step {
 	c := s
 	c.Details = s.Details.Clone()
 	c.LastError = clonePtr(s.LastError)
-	c.ExpiredAt = clonePtr(s.ExpiredAt)
-	c.CancelledAt = clonePtr(s.CancelledAt)
-	c.FailedAt = clonePtr(s.FailedAt)
-	c.CompletedAt = clonePtr(s.CompletedAt)
+	cloneStamps(&c.ExpiredAt, &c.CancelledAt, &c.FailedAt, &c.CompletedAt)
 	c.Metadata = maps.Clone(s.Metadata) // nil stays nil: null, not {}
 	c.Usage = s.Usage.clone()
 	return c
@@ -198,6 +195,28 @@ func (u *Usage) clone() *Usage {
 	c.PromptTokenDetails = clonePtr(u.PromptTokenDetails)
 	c.CompletionTokensDetails = clonePtr(u.CompletionTokensDetails)
 	return &c
+}
+
+// cloneStamps points each non-nil stamp at a copy of its value, all the
+// copies in one new array: one allocation for a step's or run's stamps,
+// not one each.
+func cloneStamps(stamps ...**int64) {
+	n := 0
+	for _, p := range stamps {
+		if *p != nil {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	block := make([]int64, 0, n)
+	for _, p := range stamps {
+		if *p != nil {
+			block = append(block, **p)
+			*p = &block[len(block)-1]
+		}
+	}
 }
 
 func clonePtr[T any](p *T) *T {
