@@ -24,10 +24,17 @@ type Store struct {
 	// state may share them.
 	mu        sync.RWMutex
 	steps     map[string]*lifecycle.Step
-	runs      map[string]*lifecycle.Run
+	runs      map[string]runEntry
 	runSteps  map[string]*btree.BTreeG[stepKey] // each run's steps, by created_at, id
 	deadlines *btree.BTreeG[deadlineKey]        // runs that can still expire, by expires_at, id
 	log       eventLog
+}
+
+// runEntry is a stored run and its version. A guard bumps the version
+// alone: the run, which the log may share, stays as it was committed.
+type runEntry struct {
+	run     *lifecycle.Run
+	version int64
 }
 
 type stepKey struct {
@@ -57,13 +64,20 @@ func deadlineOf(r *lifecycle.Run) (deadlineKey, bool) {
 	return deadlineKey{*r.ExpiresAt, r.ID}, true
 }
 
+// get returns a copy of the run at its version.
+func (e runEntry) get() lifecycle.Run {
+	run := e.run.Clone()
+	run.Version = e.version
+	return run
+}
+
 var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
 	return &Store{
 		steps:     make(map[string]*lifecycle.Step),
-		runs:      make(map[string]*lifecycle.Run),
+		runs:      make(map[string]runEntry),
 		runSteps:  make(map[string]*btree.BTreeG[stepKey]),
 		deadlines: btree.NewG(32, lessDeadlines),
 	}
@@ -89,19 +103,32 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 		return 0, err
 	}
 	for _, g := range b.Guards {
-		touched := *s.runs[g.RunID]
-		touched.Version++
-		s.runs[g.RunID] = &touched
+		e := s.runs[g.RunID]
+		e.version++
+		s.runs[g.RunID] = e
 	}
+	// Copy in: the stored objects are the store's alone. The batch's
+	// copies are allocated together: a cascade of thousands of steps makes
+	// one allocation, not thousands.
+	nSteps := 0
+	for _, ev := range b.Events {
+		if ev.Step != nil {
+			nSteps++
+		}
+	}
+	stepBoxes := make([]stepBox, nSteps)
+	runBoxes := make([]runBox, len(b.Events)-nSteps)
 	first := int64(s.log.len()) + 1
 	for _, ev := range b.Events {
-		// Copy in: the stored event is the store's alone.
-		ev = ev.Clone()
 		ev.Seq = int64(s.log.len()) + 1
 		if ev.Step != nil {
+			ev.Step = stepBoxes[0].copy(ev.Step)
+			stepBoxes = stepBoxes[1:]
 			ev.Step.Version++
 			s.putStepLocked(ev.Step)
 		} else {
+			ev.Run = runBoxes[0].copy(ev.Run)
+			runBoxes = runBoxes[1:]
 			ev.Run.Version++
 			s.putRunLocked(ev.Run)
 		}
@@ -123,13 +150,80 @@ func (s *Store) putStepLocked(step *lifecycle.Step) {
 }
 
 func (s *Store) putRunLocked(run *lifecycle.Run) {
-	if k, ok := deadlineOf(s.runs[run.ID]); ok {
+	if k, ok := deadlineOf(s.runs[run.ID].run); ok {
 		s.deadlines.Delete(k)
 	}
 	if k, ok := deadlineOf(run); ok {
 		s.deadlines.ReplaceOrInsert(k)
 	}
-	s.runs[run.ID] = run
+	s.runs[run.ID] = runEntry{run, run.Version}
+}
+
+// stepBox is a stored step and its stamp, in one piece of memory: a valid
+// step has one stamp at most, the *_at of its terminal status. (Any other
+// stamps are copied on their own.)
+type stepBox struct {
+	step  lifecycle.Step
+	stamp int64
+}
+
+// copy fills b with a deep copy of step and returns the copy.
+func (b *stepBox) copy(step *lifecycle.Step) *lifecycle.Step {
+	rest := *step
+	rest.ExpiredAt, rest.CancelledAt, rest.FailedAt, rest.CompletedAt = nil, nil, nil, nil
+	b.step = rest.Clone()
+	c := &b.step
+	boxed := false
+	for _, st := range [...]stamp{
+		{&c.ExpiredAt, step.ExpiredAt}, {&c.CancelledAt, step.CancelledAt},
+		{&c.FailedAt, step.FailedAt}, {&c.CompletedAt, step.CompletedAt},
+	} {
+		switch {
+		case st.src == nil:
+		case !boxed:
+			b.stamp, *st.dst, boxed = *st.src, &b.stamp, true
+		default:
+			v := *st.src
+			*st.dst = &v
+		}
+	}
+	return c
+}
+
+// runBox is a stored run and its stamps, in one piece of memory.
+type runBox struct {
+	run    lifecycle.Run
+	stamps [5]int64
+}
+
+// copy fills b with a deep copy of run and returns the copy.
+func (b *runBox) copy(run *lifecycle.Run) *lifecycle.Run {
+	rest := *run
+	rest.StartedAt, rest.ExpiresAt, rest.CancelledAt, rest.FailedAt, rest.CompletedAt = nil, nil, nil, nil, nil
+	b.run = rest.Clone()
+	c := &b.run
+	copyStamps(b.stamps[:],
+		stamp{&c.StartedAt, run.StartedAt}, stamp{&c.ExpiresAt, run.ExpiresAt},
+		stamp{&c.CancelledAt, run.CancelledAt}, stamp{&c.FailedAt, run.FailedAt},
+		stamp{&c.CompletedAt, run.CompletedAt})
+	return c
+}
+
+// stamp is a nullable time field of a copy and the original's value.
+type stamp struct {
+	dst **int64
+	src *int64
+}
+
+// copyStamps copies each non-nil stamp into block and points its field at
+// the copy.
+func copyStamps(block []int64, stamps ...stamp) {
+	for i, st := range stamps {
+		if st.src != nil {
+			block[i] = *st.src
+			*st.dst = &block[i]
+		}
+	}
 }
 
 // checkLocked verifies every version of a batch before any of it is
@@ -152,8 +246,8 @@ func (s *Store) checkLocked(batch []events.Event, guards []store.Guard) error {
 		switch {
 		case !ok:
 			return fmt.Errorf("memory: guard run %s: %w", g.RunID, store.ErrNotFound)
-		case cur.Version != g.Version:
-			return fmt.Errorf("memory: guard run %s at version %d (stored %d): %w", g.RunID, g.Version, cur.Version, store.ErrConflict)
+		case cur.version != g.Version:
+			return fmt.Errorf("memory: guard run %s at version %d (stored %d): %w", g.RunID, g.Version, cur.version, store.ErrConflict)
 		}
 	}
 	return nil
@@ -164,31 +258,30 @@ func checkDistinct(batch []events.Event, guards []store.Guard) error {
 	if len(batch)+len(guards) < 2 {
 		return nil // the usual single transition: nothing to compare
 	}
-	type object struct {
-		run bool
-		id  string
-	}
-	seen := make(map[object]bool, len(batch)+len(guards))
-	once := func(o object) error {
-		if seen[o] {
-			return fmt.Errorf("memory: commit %s: %w: named twice in one commit", o.id, store.ErrInvalid)
+	// Steps and runs apart, keyed by id alone: string keys take the map's
+	// fast path, which matters for a cascade of thousands of steps.
+	steps := make(map[string]struct{}, len(batch))
+	runs := make(map[string]struct{}, len(guards)+1)
+	once := func(seen map[string]struct{}, id string) error {
+		if _, dup := seen[id]; dup {
+			return fmt.Errorf("memory: commit %s: %w: named twice in one commit", id, store.ErrInvalid)
 		}
-		seen[o] = true
+		seen[id] = struct{}{}
 		return nil
 	}
 	for _, ev := range batch {
-		o := object{run: ev.Run != nil}
-		if o.run {
-			o.id = ev.Run.ID
+		var err error
+		if ev.Run != nil {
+			err = once(runs, ev.Run.ID)
 		} else {
-			o.id = ev.Step.ID
+			err = once(steps, ev.Step.ID)
 		}
-		if err := once(o); err != nil {
+		if err != nil {
 			return err
 		}
 	}
 	for _, g := range guards {
-		if err := once(object{true, g.RunID}); err != nil {
+		if err := once(runs, g.RunID); err != nil {
 			return err
 		}
 	}
@@ -208,7 +301,7 @@ func (s *Store) checkStepLocked(step *lifecycle.Step) error {
 
 func (s *Store) checkRunLocked(run *lifecycle.Run) error {
 	cur, exists := s.runs[run.ID]
-	return checkVersion("run", run.ID, run.Version, exists, func() int64 { return cur.Version })
+	return checkVersion("run", run.ID, run.Version, exists, func() int64 { return cur.version })
 }
 
 // checkVersion checks the version a writer read against what is stored.
@@ -252,7 +345,7 @@ func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step
 	step, ok := s.steps[id]
 	var deadline store.RunDeadline
 	if ok {
-		if k, armed := deadlineOf(s.runs[step.RunID]); armed {
+		if k, armed := deadlineOf(s.runs[step.RunID].run); armed {
 			deadline = store.RunDeadline{At: k.at, Armed: true}
 		}
 	}
@@ -375,12 +468,12 @@ func (s *Store) GetRun(ctx context.Context, id string) (lifecycle.Run, error) {
 		return lifecycle.Run{}, err
 	}
 	s.mu.RLock()
-	run, ok := s.runs[id]
+	e, ok := s.runs[id]
 	s.mu.RUnlock()
 	if !ok {
 		return lifecycle.Run{}, fmt.Errorf("memory: get run %s: %w", id, store.ErrNotFound)
 	}
-	return run.Clone(), nil
+	return e.get(), nil
 }
 
 // StepsInProgress implements store.Store.
@@ -417,7 +510,7 @@ func (s *Store) DueRuns(ctx context.Context, now int64, limit int) ([]lifecycle.
 		if k.at > now || len(out) >= limit {
 			return false
 		}
-		out = append(out, s.runs[k.runID].Clone())
+		out = append(out, s.runs[k.runID].get())
 		return true
 	})
 	return out, nil
