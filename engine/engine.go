@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -155,11 +156,7 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 		// if the run ends first, this commit conflicts and the next attempt
 		// sees the ended run; if the step commits first, the run's cascade
 		// conflicts and reads it.
-		err = e.commit(ctx, store.Batch{
-			Events: []events.Event{{Type: events.TypeStepCreated, At: now, Step: &step}},
-			Guards: []store.Guard{{RunID: run.ID, Version: run.Version}},
-		})
-		if err == nil {
+		if err = e.commitStep(ctx, step, events.TypeStepCreated, now, store.Guard{RunID: run.ID, Version: run.Version}); err == nil {
 			step.Version = 1
 			return step, nil
 		}
@@ -202,36 +199,37 @@ func sameParent(ns NewStep, run lifecycle.Run) error {
 }
 
 // Final adds what a step ended with to Complete or Fail.
-type Final func(*lifecycle.Change)
+type Final struct {
+	details *lifecycle.StepDetails
+	usage   *lifecycle.Usage
+}
 
 // FinalDetails replaces the step's details with d, such as the tool calls
 // with their outputs. d's type must match the step's.
-func FinalDetails(d lifecycle.StepDetails) Final {
-	return func(c *lifecycle.Change) { c.Details = &d }
-}
+func FinalDetails(d lifecycle.StepDetails) Final { return Final{details: &d} }
 
 // FinalUsage records the tokens the step used.
-func FinalUsage(u lifecycle.Usage) Final {
-	return func(c *lifecycle.Change) { c.Usage = &u }
+func FinalUsage(u lifecycle.Usage) Final { return Final{usage: &u} }
+
+// withFinal adds final to c; of two Finals that set one thing, the later
+// wins.
+func withFinal(c lifecycle.Change, final []Final) lifecycle.Change {
+	for _, f := range final {
+		c.Details = cmp.Or(f.details, c.Details)
+		c.Usage = cmp.Or(f.usage, c.Usage)
+	}
+	return c
 }
 
 // Complete moves the step to completed, stamping completed_at now.
 func (e *Engine) Complete(ctx context.Context, id string, final ...Final) (lifecycle.Step, error) {
-	c := lifecycle.Change{Trigger: lifecycle.TriggerComplete}
-	for _, f := range final {
-		f(&c)
-	}
-	return e.transition(ctx, id, c)
+	return e.transition(ctx, id, withFinal(lifecycle.Change{Trigger: lifecycle.TriggerComplete}, final))
 }
 
 // Fail moves the step to failed, stamping failed_at now and recording why.
 // lastErr must have a step error code and a message.
 func (e *Engine) Fail(ctx context.Context, id string, lastErr lifecycle.LastError, final ...Final) (lifecycle.Step, error) {
-	c := lifecycle.Change{Trigger: lifecycle.TriggerFail, Error: &lastErr}
-	for _, f := range final {
-		f(&c)
-	}
-	return e.transition(ctx, id, c)
+	return e.transition(ctx, id, withFinal(lifecycle.Change{Trigger: lifecycle.TriggerFail, Error: &lastErr}, final))
 }
 
 // Cancel moves the step to cancelled, stamping cancelled_at now.
@@ -275,8 +273,7 @@ func (e *Engine) transition(ctx context.Context, id string, c lifecycle.Change) 
 		if next, err = cur.Apply(c); err != nil {
 			break
 		}
-		err = e.commit(ctx, store.Events(events.Event{Type: events.StepType(next.Status), At: c.At.Unix(), Step: &next}))
-		if err == nil {
+		if err = e.commitStep(ctx, next, events.StepType(next.Status), c.At.Unix(), store.Guard{}); err == nil {
 			next.Version++
 			return next, nil
 		}
@@ -288,6 +285,35 @@ func (e *Engine) transition(ctx context.Context, id string, c lifecycle.Change) 
 		err = store.ErrConflict // every attempt lost a race
 	}
 	return lifecycle.Step{}, fmt.Errorf("engine: %s step %s: %w", c.Trigger, id, err)
+}
+
+// stepWrite is the batch of one step's change: the step, its event and
+// the guard a creation needs, in one piece. The store copies what it
+// keeps, so a stepWrite is reused from one commit to the next.
+type stepWrite struct {
+	step  lifecycle.Step
+	event [1]events.Event
+	guard [1]store.Guard
+}
+
+var stepWrites = sync.Pool{New: func() any { return new(stepWrite) }}
+
+// commitStep commits step with its event of type t at at, and the guard
+// if it names a run.
+func (e *Engine) commitStep(ctx context.Context, step lifecycle.Step, t events.Type, at int64, guard store.Guard) error {
+	w := stepWrites.Get().(*stepWrite)
+	defer func() {
+		*w = stepWrite{} // hold on to none of the caller's memory
+		stepWrites.Put(w)
+	}()
+	w.step = step
+	w.event[0] = events.Event{Type: t, At: at, Step: &w.step}
+	b := store.Batch{Events: w.event[:]}
+	if guard.RunID != "" {
+		w.guard[0] = guard
+		b.Guards = w.guard[:]
+	}
+	return e.commit(ctx, b)
 }
 
 // GetStep returns the step. Returns store.ErrNotFound for an unknown id.
