@@ -23,11 +23,18 @@ type Store struct {
 	// changed in place: a commit stores fresh copies, so the log and the
 	// state may share them.
 	mu        sync.RWMutex
-	steps     map[string]*lifecycle.Step
+	steps     map[string]stepEntry
 	runs      map[string]runEntry
 	runSteps  map[string]*btree.BTreeG[stepKey] // each run's steps, by created_at, id
 	deadlines *btree.BTreeG[deadlineKey]        // runs that can still expire, by expires_at, id
 	log       eventLog
+}
+
+// stepEntry is a stored step and where in the log the event that wrote
+// it sits.
+type stepEntry struct {
+	step   *lifecycle.Step
+	logged int
 }
 
 // runEntry is a stored run and its version. A guard bumps the version
@@ -76,7 +83,7 @@ var _ store.Store = (*Store)(nil)
 // New returns an empty store.
 func New() *Store {
 	return &Store{
-		steps:     make(map[string]*lifecycle.Step),
+		steps:     make(map[string]stepEntry),
 		runs:      make(map[string]runEntry),
 		runSteps:  make(map[string]*btree.BTreeG[stepKey]),
 		deadlines: btree.NewG(32, lessDeadlines),
@@ -120,23 +127,25 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 	runBoxes := make([]runBox, len(b.Events)-nSteps)
 	first := int64(s.log.len()) + 1
 	for _, ev := range b.Events {
-		ev.Seq = int64(s.log.len()) + 1
+		e := entry{typ: ev.Type, at: ev.At}
 		if ev.Step != nil {
-			ev.Step = stepBoxes[0].copy(ev.Step)
+			e.step = stepBoxes[0].copy(ev.Step)
 			stepBoxes = stepBoxes[1:]
-			ev.Step.Version++
-			s.putStepLocked(ev.Step)
+			e.step.Version++
+			s.putStepLocked(e.step)
 		} else {
-			ev.Run = runBoxes[0].copy(ev.Run)
+			e.run = runBoxes[0].copy(ev.Run)
 			runBoxes = runBoxes[1:]
-			ev.Run.Version++
-			s.putRunLocked(ev.Run)
+			e.run.Version++
+			s.putRunLocked(e.run)
 		}
-		s.log.append(ev)
+		s.log.append(e)
 	}
 	return first, nil
 }
 
+// putStepLocked stores step, whose event is about to be appended to the
+// log.
 func (s *Store) putStepLocked(step *lifecycle.Step) {
 	if step.Version == 1 {
 		index, ok := s.runSteps[step.RunID]
@@ -145,8 +154,10 @@ func (s *Store) putStepLocked(step *lifecycle.Step) {
 			s.runSteps[step.RunID] = index
 		}
 		index.ReplaceOrInsert(stepKey{step.CreatedAt, step.ID})
+	} else {
+		s.log.supersede(s.steps[step.ID], step)
 	}
-	s.steps[step.ID] = step
+	s.steps[step.ID] = stepEntry{step, s.log.len()}
 }
 
 func (s *Store) putRunLocked(run *lifecycle.Run) {
@@ -289,7 +300,8 @@ func checkDistinct(batch []events.Event, guards []store.Guard) error {
 }
 
 func (s *Store) checkStepLocked(step *lifecycle.Step) error {
-	cur, exists := s.steps[step.ID]
+	e, exists := s.steps[step.ID]
+	cur := e.step
 	if err := checkVersion("step", step.ID, step.Version, exists, func() int64 { return cur.Version }); err != nil {
 		return err
 	}
@@ -325,8 +337,9 @@ func (s *Store) GetStep(ctx context.Context, id string) (lifecycle.Step, error) 
 		return lifecycle.Step{}, err
 	}
 	s.mu.RLock()
-	step, ok := s.steps[id]
+	e, ok := s.steps[id]
 	s.mu.RUnlock()
+	step := e.step
 	if !ok {
 		return lifecycle.Step{}, fmt.Errorf("memory: get step %s: %w", id, store.ErrNotFound)
 	}
@@ -342,7 +355,8 @@ func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step
 		return lifecycle.Step{}, store.RunDeadline{}, err
 	}
 	s.mu.RLock()
-	step, ok := s.steps[id]
+	e, ok := s.steps[id]
+	step := e.step
 	var deadline store.RunDeadline
 	if ok {
 		if k, armed := deadlineOf(s.runs[step.RunID].run); armed {
@@ -373,11 +387,11 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 		if id == "" {
 			return nil, nil
 		}
-		step, ok := s.steps[id]
-		if !ok || step.RunID != q.RunID {
+		e, ok := s.steps[id]
+		if !ok || e.step.RunID != q.RunID {
 			return nil, fmt.Errorf("memory: list steps of run %s: cursor %s: %w", q.RunID, id, store.ErrNotFound)
 		}
-		return &stepKey{step.CreatedAt, step.ID}, nil
+		return &stepKey{e.step.CreatedAt, e.step.ID}, nil
 	}
 	after, err := cursor(q.After)
 	if err != nil {
@@ -423,7 +437,7 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 	}
 	page.Steps = make([]lifecycle.Step, len(keys))
 	for i, k := range keys {
-		page.Steps[i] = s.steps[k.id].Clone()
+		page.Steps[i] = s.steps[k.id].step.Clone()
 	}
 	return page, nil
 }
@@ -457,7 +471,7 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]events.Ev
 	n := min(max(limit, 0), s.log.len()-from)
 	out := make([]events.Event, n)
 	for i := range out {
-		out[i] = s.log.at(from + i).Clone()
+		out[i] = s.log.event(from + i)
 	}
 	return out, nil
 }
@@ -489,7 +503,7 @@ func (s *Store) StepsInProgress(ctx context.Context, runID string) ([]lifecycle.
 		// over and over, half the cost of expiring such a run.
 		out = make([]lifecycle.Step, 0, index.Len())
 		index.Ascend(func(k stepKey) bool {
-			if step := s.steps[k.id]; step.Status == lifecycle.StatusInProgress {
+			if step := s.steps[k.id].step; step.Status == lifecycle.StatusInProgress {
 				out = append(out, step.Clone())
 			}
 			return true
@@ -529,27 +543,3 @@ func (s *Store) NextDeadline(ctx context.Context) (int64, bool, error) {
 
 // Close implements store.Store; a memory store holds nothing to release.
 func (s *Store) Close() error { return nil }
-
-// chunkSize is how many events one chunk of the log holds.
-const chunkSize = 4096
-
-// eventLog is the event log in fixed-size chunks: appending never copies
-// the events already logged, as one growing slice would.
-type eventLog struct {
-	chunks [][]events.Event
-	n      int
-}
-
-func (l *eventLog) len() int { return l.n }
-
-// at returns the event with Seq i+1.
-func (l *eventLog) at(i int) events.Event { return l.chunks[i/chunkSize][i%chunkSize] }
-
-func (l *eventLog) append(ev events.Event) {
-	if l.n%chunkSize == 0 {
-		l.chunks = append(l.chunks, make([]events.Event, 0, chunkSize))
-	}
-	last := &l.chunks[len(l.chunks)-1]
-	*last = append(*last, ev)
-	l.n++
-}

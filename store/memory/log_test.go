@@ -1,0 +1,97 @@
+package memory
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runstep/runstep/events"
+	"github.com/runstep/runstep/lifecycle"
+	"github.com/runstep/runstep/store"
+)
+
+// A step's created event told from the version that ended it reads back
+// exactly as it was committed, whatever the details, metadata and final
+// change; and the store lets go of the in-progress copy only when it can.
+func TestCreatedEventToldFromLaterVersion(t *testing.T) {
+	call := lifecycle.ToolCall{ID: "call_1", Type: lifecycle.ToolCallFunction, Function: &lifecycle.FunctionCall{Name: "f", Arguments: "{}"}}
+	usage := lifecycle.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3}
+	at := time.Unix(1761861600, 0)
+	cases := []struct {
+		name   string
+		step   lifecycle.Step // as created
+		change lifecycle.Change
+		told   bool
+	}{
+		{"tool calls null, completed", tools(nil), lifecycle.Change{Trigger: lifecycle.TriggerComplete}, true},
+		{"tool calls empty, completed", tools([]lifecycle.ToolCall{}), lifecycle.Change{Trigger: lifecycle.TriggerComplete}, true},
+		{"tool calls null, completed with calls and usage", tools(nil), lifecycle.Change{
+			Trigger: lifecycle.TriggerComplete, Details: ptr(lifecycle.ToolCallsDetails(call)), Usage: &usage,
+		}, true},
+		{"tool calls empty, completed with calls", tools([]lifecycle.ToolCall{}), lifecycle.Change{
+			Trigger: lifecycle.TriggerComplete, Details: ptr(lifecycle.ToolCallsDetails(call)),
+		}, true},
+		{"tool calls null, completed with empty calls", tools(nil), lifecycle.Change{
+			Trigger: lifecycle.TriggerComplete, Details: ptr(lifecycle.ToolCallsDetails([]lifecycle.ToolCall{}...)),
+		}, true},
+		{"tool calls empty, completed with null calls", tools([]lifecycle.ToolCall{}), lifecycle.Change{
+			Trigger: lifecycle.TriggerComplete, Details: ptr(lifecycle.ToolCallsDetails()),
+		}, true},
+		{"message, failed", message("msg_1"), lifecycle.Change{
+			Trigger: lifecycle.TriggerFail, Error: &lifecycle.LastError{Code: lifecycle.ErrorCodeServerError, Message: "boom"},
+		}, true},
+		{"message, completed with another message", message("msg_1"), lifecycle.Change{
+			Trigger: lifecycle.TriggerComplete, Details: ptr(lifecycle.MessageCreationDetails("msg_2")),
+		}, false},
+		{"with metadata, cancelled", withMetadata(tools(nil), lifecycle.Metadata{"k": "v"}), lifecycle.Change{Trigger: lifecycle.TriggerCancel}, true},
+		{"empty metadata, expired", withMetadata(tools(nil), lifecycle.Metadata{}), lifecycle.Change{Trigger: lifecycle.TriggerExpire}, true},
+		{"created with calls", tools([]lifecycle.ToolCall{call}), lifecycle.Change{Trigger: lifecycle.TriggerComplete}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New()
+			created := tc.step
+			_, err := s.Commit(t.Context(), store.Events(events.Event{Type: events.TypeStepCreated, At: created.CreatedAt, Step: &created}))
+			require.NoError(t, err)
+			created.Version = 1
+			tc.change.At = at
+			ended, err := created.Apply(tc.change)
+			require.NoError(t, err)
+			_, err = s.Commit(t.Context(), store.Events(events.Event{Type: events.StepType(ended.Status), At: at.Unix(), Step: &ended}))
+			require.NoError(t, err)
+			ended.Version = 2
+
+			log, err := s.Events(t.Context(), 0, 10)
+			require.NoError(t, err)
+			require.Equal(t, []events.Event{
+				{Seq: 1, Type: events.TypeStepCreated, At: created.CreatedAt, Step: &created},
+				{Seq: 2, Type: events.StepType(ended.Status), At: at.Unix(), Step: &ended},
+			}, log)
+			e := s.log.at(0)
+			require.Equal(t, tc.told, e.form != 0, "created event told from the ended step")
+			require.Equal(t, tc.told, e.step == s.steps[created.ID].step, "the in-progress copy is let go")
+		})
+	}
+}
+
+func tools(calls []lifecycle.ToolCall) lifecycle.Step {
+	return lifecycle.Step{
+		ID: "step_1", CreatedAt: 1761861531, AssistantID: "asst_1", ThreadID: "thread_1", RunID: "run_1",
+		Type: lifecycle.TypeToolCalls, Status: lifecycle.StatusInProgress,
+		Details: lifecycle.StepDetails{Type: lifecycle.TypeToolCalls, ToolCalls: calls},
+	}
+}
+
+func message(id string) lifecycle.Step {
+	s := tools(nil)
+	s.Type, s.Details = lifecycle.TypeMessageCreation, lifecycle.MessageCreationDetails(id)
+	return s
+}
+
+func withMetadata(s lifecycle.Step, m lifecycle.Metadata) lifecycle.Step {
+	s.Metadata = m
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }
