@@ -188,7 +188,8 @@ func (e *Engine) cascade(ctx context.Context, run lifecycle.Run, at time.Time) (
 	if err != nil {
 		return nil, err
 	}
-	moved, err := e.policy.Cascade(run, steps, at)
+	// The steps read are the engine's own: the moved steps take their place.
+	moved, err := e.policy.AppendCascade(steps[:0], run, steps, at)
 	if err != nil {
 		return nil, err
 	}

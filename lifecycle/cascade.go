@@ -88,6 +88,13 @@ var stepTriggers = map[StepAction]Trigger{
 // StepActionRefuse, any step in progress gives an error wrapping
 // ErrStepsInProgress.
 func (p CascadePolicy) Cascade(run Run, steps []Step, at time.Time) ([]Step, error) {
+	return p.AppendCascade(nil, run, steps, at)
+}
+
+// AppendCascade is Cascade appending the moved steps to dst. dst may be
+// steps[:0]: the moved steps then take the place of steps, which saves
+// copying thousands of them when the caller no longer needs steps.
+func (p CascadePolicy) AppendCascade(dst []Step, run Run, steps []Step, at time.Time) ([]Step, error) {
 	if !run.Status.Terminal() {
 		return nil, invalid("status", string(run.Status), "run %s has not ended", run.ID)
 	}
@@ -112,12 +119,13 @@ func (p CascadePolicy) Cascade(run Run, steps []Step, at time.Time) ([]Step, err
 		return nil, invalid("cascade_policy."+string(run.Status), string(action), "unknown step action")
 	}
 	change.Trigger, change.At = trigger, at
-	out := make([]Step, 0, len(steps))
-	for _, s := range steps {
-		if s.Status != StatusInProgress {
+	out := slices.Grow(dst, len(steps))
+	for i := range steps {
+		// Read steps[i] whole before out's next slot, which may be it.
+		if steps[i].Status != StatusInProgress {
 			continue
 		}
-		next, err := s.Apply(change)
+		next, err := steps[i].Apply(change)
 		if err != nil {
 			return nil, err
 		}

@@ -331,3 +331,30 @@ func TestCascadePolicyValidate(t *testing.T) {
 		})
 	}
 }
+
+// AppendCascade into the steps' own memory gives what Cascade gives, for
+// every run end, with steps that have ended mixed in.
+func TestAppendCascadeInPlace(t *testing.T) {
+	for _, status := range lifecycle.RunStatuses {
+		if !status.Terminal() {
+			continue
+		}
+		t.Run(string(status), func(t *testing.T) {
+			policy := lifecycle.DefaultCascadePolicy()
+			policy[lifecycle.RunStatusCompleted] = lifecycle.StepActionComplete
+			policy[lifecycle.RunStatusIncomplete] = lifecycle.StepActionComplete
+			run := runIn(status)
+			if status == lifecycle.RunStatusFailed {
+				run.LastError = &lifecycle.LastError{Code: lifecycle.ErrorCodeRateLimitExceeded, Message: "slow down"}
+			}
+			want, err := policy.Cascade(run, runSteps(), at)
+			require.NoError(t, err)
+
+			steps := runSteps()
+			got, err := policy.AppendCascade(steps[:0], run, steps, at)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+			require.Same(t, &steps[0], &got[0], "the moved steps took the place of the steps read")
+		})
+	}
+}
