@@ -19,9 +19,10 @@ import (
 
 // Store is a store.Store held in memory.
 type Store struct {
-	// mu guards every field below. Objects and events behind it are never
+	// mu guards every field below. The objects behind them are never
 	// changed in place: a commit stores fresh copies, so the log and the
-	// state may share them.
+	// state share them (and a step's created event may be told from its
+	// later version: see log.go).
 	mu        sync.RWMutex
 	steps     map[string]stepEntry
 	runs      map[string]runEntry
