@@ -57,6 +57,16 @@ func FuzzDecodeLine(f *testing.F) {
 			require.Nil(t, err, "the fast path took a line the reference refuses: %s", line)
 			require.Equal(t, std, fast, "%s", line)
 		}
+		// A decoder that remembers strings takes the same lines, the
+		// second time with what it remembers of the first.
+		d := newDecoder()
+		for range 2 {
+			again, okAgain := d.canonical(line)
+			require.Equal(t, ok, okAgain, "%s", line)
+			if ok {
+				require.Equal(t, std, again, "%s", line)
+			}
+		}
 		ev, err := decodeEvent(line)
 		if err != nil {
 			require.Nil(t, ev.Step)
@@ -83,12 +93,20 @@ func FuzzReader(f *testing.F) {
 	for _, line := range seedLines(f) {
 		f.Add(append(append([]byte{}, line...), '\n'), 200)
 	}
+	// Whole logs, whose lines share ids: the decoder remembers them.
+	paths, err := filepath.Glob(filepath.Join("testdata", "golden", "*.jsonl"))
+	require.NoError(f, err)
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		require.NoError(f, err)
+		f.Add(b, 4000)
+	}
 	f.Add([]byte("{\"seq\":1}\r\n\n\n{"), 10)
 	f.Fuzz(func(t *testing.T, data []byte, maxLine int) {
 		r := NewReader(bytes.NewReader(data), ReadOptions{File: "f", MaxLine: maxLine % 4096})
-		lines := int64(bytes.Count(data, []byte("\n")) + 1)
-		for i := int64(0); ; i++ {
-			require.LessOrEqual(t, i, lines, "more reads than lines")
+		lines := bytes.Split(data, []byte("\n"))
+		for i := 0; ; i++ {
+			require.LessOrEqual(t, i, len(lines), "more reads than lines")
 			ev, err := r.Read()
 			if err == io.EOF {
 				return
@@ -97,12 +115,20 @@ func FuzzReader(f *testing.F) {
 			if err != nil {
 				require.True(t, errors.As(err, &le), "%v", err)
 				require.Positive(t, le.Line)
-				require.LessOrEqual(t, le.Line, lines)
+				require.LessOrEqual(t, le.Line, int64(len(lines)))
 				require.Equal(t, "f", le.File)
 			}
 			if ev.Step == nil && ev.Run == nil {
 				require.Error(t, err)
+				continue
 			}
+			// The event is the line's, as the reference decodes it: what
+			// the Reader's decoder remembers of the lines before changes
+			// nothing.
+			line := bytes.TrimSuffix(lines[r.Position().Line-1], []byte("\r"))
+			std, perr := decodeEventStd(line)
+			require.Nil(t, perr, "%s", line)
+			require.Equal(t, std, ev, "%s", line)
 		}
 	})
 }

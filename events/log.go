@@ -141,9 +141,15 @@ type Source interface {
 // (ErrSeqGap, ErrSeqRepeat), and a last line without its newline
 // (ErrTornLine), and goes on with the next line. It drops nothing
 // silently. A line may end in "\r\n".
+//
+// A log's lines name the same ids again and again, and a Reader remembers
+// the strings of the last lines it read (a fixed number of them): events
+// share their strings (which no one can change), so that a log's events
+// kept in memory hold each id once. Each event's other memory is its own.
 type Reader struct {
 	opts  ReadOptions
 	lines lineReader
+	dec   *decoder // keeps what lines share; see fast.go
 	pos   Position // of the last line read
 	next  int64    // the seq the next event must have
 	err   error    // sticky: io.EOF, or the underlying reader's error
@@ -156,7 +162,10 @@ var _ Source = (*Reader)(nil)
 // NewReader returns a Reader of the log r.
 func NewReader(r io.Reader, opts ReadOptions) *Reader {
 	opts = opts.withDefaults()
-	return &Reader{opts: opts, lines: newLineReader(r, opts.MaxLine), next: opts.FirstSeq, pos: Position{File: opts.File}}
+	return &Reader{
+		opts: opts, lines: newLineReader(r, opts.MaxLine), dec: newDecoder(),
+		next: opts.FirstSeq, pos: Position{File: opts.File},
+	}
 }
 
 // Position implements Source.
@@ -190,7 +199,7 @@ func (r *Reader) Read() (Event, error) {
 		return Event{}, problem(r.pos, 0, ErrMalformed, "line longer than %d bytes", r.opts.MaxLine)
 	}
 	line = bytes.TrimSuffix(line, []byte{'\r'})
-	ev, perr := decodeEvent(line)
+	ev, perr := r.dec.decode(line)
 	if perr != nil {
 		perr.Position = r.pos
 		if perr.Seq == 0 {

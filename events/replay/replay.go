@@ -64,9 +64,13 @@ type Replayer struct {
 	st    store.Store
 	audit bool
 
-	steps map[string]*stepState
-	runs  map[string]*runState
-	order []*runState // runs in the order they were created
+	// The state of every step and run the log created (see state.go): the
+	// ids numbered in the order the log created them, and their states by
+	// number.
+	stepIDs, runIDs ids
+	steps           list[stepState]
+	runs            list[runState]
+	spare           []*liveRun // of runs that have ended, to reuse
 
 	events, applied, lastSeq int64
 	problems                 []*events.LogError
@@ -74,25 +78,11 @@ type Replayer struct {
 	failed                   error // the store's: the state is ahead of it
 }
 
-type stepState struct {
-	step    *lifecycle.Step // while in progress; nil once it has ended
-	status  lifecycle.Status
-	version int64
-	run     *runState
-}
-
-type runState struct {
-	run     lifecycle.Run
-	version int64
-	steps   [5]int   // by status, in the order of lifecycle.Statuses
-	running []string // the ids of its steps in progress: few at a time
-}
-
 // New returns a Replayer that commits to st.
 func New(st store.Store, opts Options) *Replayer {
 	return &Replayer{
 		st: st, audit: opts.Audit,
-		steps: make(map[string]*stepState), runs: make(map[string]*runState),
+		stepIDs: newIDs(), runIDs: newIDs(),
 	}
 }
 
@@ -114,8 +104,9 @@ func Run(ctx context.Context, st store.Store, src events.Source, opts Options) (
 //
 // Replay runs in three stages, each on a goroutine of its own, a few
 // hundred events apart: reading and decoding src, checking, and
-// committing; so a replay takes about as long as its slowest stage. It
-// returns only once the other two have stopped, with every event that
+// committing, as many events at once as follow each other without naming
+// one object twice; so a replay takes about as long as its slowest stage.
+// It returns only once the other two have stopped, with every event that
 // passed before it stopped committed.
 func (r *Replayer) Replay(ctx context.Context, src events.Source) error {
 	switch {
@@ -155,6 +146,7 @@ func (r *Replayer) Replay(ctx context.Context, src events.Source) error {
 // check checks the events of chunks and hands those that pass to c, until
 // the chunks end, a problem stops a strict replay, or c fails.
 func (r *Replayer) check(ctx context.Context, chunks <-chan *chunk, free chan<- *chunk, c *committer) error {
+	var le *events.LogError // here, not in the loop: errors.As makes it escape
 	for ch := range chunks {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("replay: %w", err)
@@ -165,7 +157,6 @@ func (r *Replayer) check(ctx context.Context, chunks <-chan *chunk, free chan<- 
 		batch := c.batch()
 		for i := range ch.items {
 			it := &ch.items[i]
-			var le *events.LogError
 			if it.err != nil {
 				if !errors.As(it.err, &le) {
 					c.send(batch)
@@ -280,6 +271,7 @@ type committer struct {
 	free   chan []pending
 	wg     sync.WaitGroup
 	failed atomic.Bool
+	evs    []events.Event // the events of one commit, reused: the store copies in
 	// n and err are the committer's until stop returns.
 	n   int64
 	err error
@@ -293,13 +285,8 @@ func startCommitter(ctx context.Context, st store.Store) *committer {
 
 func (c *committer) run() {
 	for batch := range c.in {
-		for i := 0; i < len(batch) && c.err == nil; i++ {
-			if _, err := c.st.Commit(c.ctx, store.Events(batch[i].ev)); err != nil {
-				c.err = storeFailure(batch[i].pos, batch[i].ev, err)
-				c.failed.Store(true)
-				break
-			}
-			c.n++
+		if c.err == nil {
+			c.commit(batch)
 		}
 		clear(batch) // let go of the events
 		select {
@@ -307,6 +294,69 @@ func (c *committer) run() {
 		default:
 		}
 	}
+}
+
+// maxGroup is the most events committed at once.
+const maxGroup = 64
+
+// commit commits batch a group at a time: as many events as follow each
+// other without naming one object twice, which a store refuses in one
+// commit. If the store refuses a group (and so stores none of it), its
+// events are committed one at a time, so that those before the one it
+// refuses are stored and that one is reported, as if every event had been
+// committed alone.
+func (c *committer) commit(batch []pending) {
+	for len(batch) > 0 && c.err == nil {
+		n := group(batch)
+		if n == 1 || c.commitGroup(batch[:n]) != nil {
+			for i := range batch[:n] {
+				if c.commitGroup(batch[i:i+1]) != nil {
+					c.err = storeFailure(batch[i].pos, batch[i].ev, c.err)
+					c.failed.Store(true)
+					return
+				}
+			}
+		}
+		batch = batch[n:]
+	}
+}
+
+// commitGroup commits the events of group in one commit, and counts them.
+// It sets c.err to the store's error.
+func (c *committer) commitGroup(group []pending) error {
+	c.evs = c.evs[:0]
+	for i := range group {
+		c.evs = append(c.evs, group[i].ev)
+	}
+	_, c.err = c.st.Commit(c.ctx, store.Batch{Events: c.evs})
+	clear(c.evs)
+	if c.err == nil {
+		c.n += int64(len(group))
+	}
+	return c.err
+}
+
+// group returns how many of the first events of batch name no object
+// twice, up to maxGroup.
+func group(batch []pending) int {
+	n := 1
+	for ; n < len(batch) && n < maxGroup; n++ {
+		id, run := object(batch[n].ev)
+		for i := range batch[:n] {
+			if id2, run2 := object(batch[i].ev); run == run2 && id == id2 {
+				return n
+			}
+		}
+	}
+	return n
+}
+
+// object names the step or run an event that passed carries.
+func object(ev events.Event) (id string, run bool) {
+	if ev.Run != nil {
+		return ev.Run.ID, true
+	}
+	return ev.Step.ID, false
 }
 
 // batch returns an empty batch to fill.
@@ -369,63 +419,108 @@ var runTriggers, runInto = func() (map[runEdge]lifecycle.RunTrigger, map[lifecyc
 	return edges, into
 }()
 
-func statusIndex(s lifecycle.Status) int { return slices.Index(lifecycle.Statuses, s) }
+// statusIndex and runStatusIndex return the index of a status in
+// lifecycle.Statuses (lifecycle.RunStatuses), and false for a status that
+// is none of them.
+func statusIndex(s lifecycle.Status) (uint8, bool) {
+	i := slices.Index(lifecycle.Statuses, s)
+	return uint8(i), i >= 0
+}
+
+func runStatusIndex(s lifecycle.RunStatus) (uint8, bool) {
+	i := slices.Index(lifecycle.RunStatuses, s)
+	return uint8(i), i >= 0
+}
 
 func (r *Replayer) checkStep(ev events.Event) (events.Event, error) {
 	data := ev.Step
-	cur, known := r.steps[data.ID]
+	index, known, hash := r.stepIDs.find(data.ID)
+	status, valid := statusIndex(data.Status)
 	if ev.Type == events.TypeStepCreated {
-		run, ok := r.runs[data.RunID]
+		ri, ok, _ := r.runIDs.find(data.RunID)
+		var run *runState
+		if ok {
+			run = r.runs.at(ri)
+		}
 		switch {
 		case known:
 			return events.Event{}, fmt.Errorf("step %s is created again", data.ID)
 		case !ok:
 			return events.Event{}, fmt.Errorf("step %s of run %s, which the log has not created", data.ID, data.RunID)
-		case run.run.Status != lifecycle.RunStatusInProgress:
-			return events.Event{}, &lifecycle.TransitionError{ID: run.run.ID, From: string(run.run.Status), Trigger: "create_step"}
+		case run.status != runInProgress:
+			return events.Event{}, &lifecycle.TransitionError{ID: data.RunID, From: string(lifecycle.RunStatuses[run.status]), Trigger: "create_step"}
 		case data.CreatedAt != ev.At:
 			return events.Event{}, fmt.Errorf("step %s: created_at %d, but the event is at %d", data.ID, data.CreatedAt, ev.At)
+		case !valid:
+			return events.Event{}, fmt.Errorf("step %s: unknown status %q", data.ID, data.Status)
 		}
 		data.Version = 0
-		r.steps[data.ID] = &stepState{step: data, status: data.Status, version: 1, run: run}
-		run.steps[statusIndex(data.Status)]++
-		run.running = append(run.running, data.ID)
+		index = r.stepIDs.add(data.ID, hash)
+		r.steps.add(stepState{version: 1, run: ri, status: status})
+		run.steps[status]++
+		run.live.running = append(run.live.running, runningStep{index, data}) // a run in progress is live
 		return ev, nil
 	}
 	if !known {
 		return events.Event{}, fmt.Errorf("step %s, which the log has not created", data.ID)
 	}
+	cur := r.steps.at(index)
+	run := r.runs.at(cur.run)
 	trigger := stepTriggers[data.Status]
-	if cur.step == nil {
-		return events.Event{}, &lifecycle.TransitionError{ID: data.ID, From: string(cur.status), Trigger: string(trigger)}
+	k := -1
+	if run.live != nil {
+		k = slices.IndexFunc(run.live.running, func(rs runningStep) bool { return rs.index == index })
 	}
-	next, err := cur.step.Apply(lifecycle.Change{
+	if k < 0 || !valid {
+		return events.Event{}, &lifecycle.TransitionError{ID: data.ID, From: string(lifecycle.Statuses[cur.status]), Trigger: string(trigger)}
+	}
+	step := run.live.running[k].step
+	change := lifecycle.Change{
 		Trigger: trigger, At: time.Unix(ev.At, 0),
 		Error: data.LastError, Details: &data.Details, Usage: data.Usage,
-	})
+	}
+	// Apply checks the event's details and usage against the step and
+	// copies them in, and the copies are only compared with the event's
+	// own. A valid step of the same type has passed those checks: then
+	// compare the event's details and usage with themselves, without
+	// copying them (most of what checking a step allocates).
+	borrowed := data.Type == step.Type && data.Validate() == nil
+	if borrowed {
+		change.Details, change.Usage = nil, nil
+	}
+	next, err := step.Apply(change)
 	if err != nil {
 		return events.Event{}, err
+	}
+	if borrowed {
+		next.Details = data.Details
+		if data.Usage != nil { // without usage, the step keeps its own
+			next.Usage = data.Usage
+		}
 	}
 	if diff := equal.StepDiff(&next, data, 0); len(diff) > 0 {
 		return events.Event{}, fmt.Errorf("step %s: %s, not what the machine makes of it: %s", data.ID, ev.Type, strings.Join(diff, "; "))
 	}
 	data.Version = cur.version
-	run := cur.run
-	run.steps[statusIndex(cur.status)]--
-	run.steps[statusIndex(data.Status)]++
-	if i := slices.Index(run.running, data.ID); i >= 0 {
-		run.running[i] = run.running[len(run.running)-1]
-		run.running = run.running[:len(run.running)-1]
-	}
+	run.steps[cur.status]--
+	run.steps[status]++
+	running := run.live.running
+	last := len(running) - 1
+	running[k], running[last] = running[last], runningStep{}
+	run.live.running = running[:last]
 	cur.version++
-	cur.status = data.Status
-	cur.step = nil // it cannot change any more
+	cur.status = status // it cannot change any more
 	return ev, nil
 }
 
+// runInProgress is the index of lifecycle.RunStatusInProgress.
+var runInProgress, _ = runStatusIndex(lifecycle.RunStatusInProgress)
+
 func (r *Replayer) checkRun(ev events.Event) (events.Event, error) {
 	data := ev.Run
-	cur, known := r.runs[data.ID]
+	index, known, hash := r.runIDs.find(data.ID)
+	to := data.Status
+	status, valid := runStatusIndex(to)
 	if ev.Type == events.TypeRunCreated {
 		switch {
 		case known:
@@ -434,43 +529,60 @@ func (r *Replayer) checkRun(ev events.Event) (events.Event, error) {
 			return events.Event{}, fmt.Errorf("run %s: created_at %d, but the event is at %d", data.ID, data.CreatedAt, ev.At)
 		case data.StartedAt != nil:
 			return events.Event{}, fmt.Errorf("run %s: started_at %d on a new run", data.ID, *data.StartedAt)
+		case !valid:
+			return events.Event{}, fmt.Errorf("run %s: unknown status %q", data.ID, data.Status)
 		}
 		data.Version = 0
-		rs := &runState{run: *data, version: 1}
-		r.runs[data.ID] = rs
-		r.order = append(r.order, rs)
+		rs := runState{version: 1, status: status}
+		if !to.Terminal() {
+			rs.live = r.newLive()
+			rs.live.set(data)
+		}
+		r.runIDs.add(data.ID, hash)
+		r.runs.add(rs)
 		return ev, nil
 	}
 	if !known {
 		return events.Event{}, fmt.Errorf("run %s, which the log has not created", data.ID)
 	}
-	from, to := cur.run.Status, data.Status
+	cur := r.runs.at(index)
+	from := lifecycle.RunStatuses[cur.status]
 	trigger, ok := runTriggers[runEdge{from, to}]
-	if !ok {
+	if !ok || cur.live == nil { // nothing leads on from a run that has ended
 		name := "reach " + string(to)
 		if into := runInto[to]; len(into) > 0 {
 			name = string(into[0])
 		}
 		return events.Event{}, &lifecycle.TransitionError{ID: data.ID, From: string(from), Trigger: name}
 	}
-	next, err := cur.run.Apply(lifecycle.RunChange{Trigger: trigger, At: time.Unix(ev.At, 0), Error: data.LastError})
+	live := cur.live
+	next, err := live.run.Apply(lifecycle.RunChange{Trigger: trigger, At: time.Unix(ev.At, 0), Error: data.LastError})
 	if err != nil {
 		return events.Event{}, err
 	}
 	if diff := equal.RunDiff(&next, data, 0); len(diff) > 0 {
 		return events.Event{}, fmt.Errorf("run %s: %s, not what the machine makes of it: %s", data.ID, ev.Type, strings.Join(diff, "; "))
 	}
-	if to.Terminal() && len(cur.running) > 0 {
-		ids := slices.Sorted(slices.Values(cur.running))
+	if to.Terminal() && len(live.running) > 0 {
+		ids := make([]string, len(live.running))
+		for i, rs := range live.running {
+			ids[i] = rs.step.ID
+		}
+		slices.Sort(ids)
 		if len(ids) > 3 {
 			ids = append(ids[:3], "…")
 		}
 		return events.Event{}, fmt.Errorf("run %s ends %s with %d steps in progress (%s): its cascade must end them first",
-			data.ID, to, len(cur.running), strings.Join(ids, ", "))
+			data.ID, to, len(live.running), strings.Join(ids, ", "))
 	}
 	data.Version = cur.version
-	cur.run = *data
 	cur.version++
+	cur.status = status
+	if to.Terminal() {
+		r.end(cur)
+	} else {
+		live.set(data)
+	}
 	return ev, nil
 }
 
@@ -490,6 +602,7 @@ type chunk struct{ items []item }
 // *events.LogError, or done.
 func read(src events.Source, out chan<- *chunk, free <-chan *chunk, done <-chan struct{}) {
 	defer close(out)
+	var le *events.LogError // here, not in the loop: errors.As makes it escape
 	for {
 		var c *chunk
 		select {
@@ -506,7 +619,6 @@ func read(src events.Source, out chan<- *chunk, free <-chan *chunk, done <-chan 
 				break
 			}
 			c.items = append(c.items, item{ev, src.Position(), err})
-			var le *events.LogError
 			end = err != nil && !errors.As(err, &le)
 		}
 		if len(c.items) > 0 {
@@ -562,17 +674,19 @@ func (r *Replayer) Report() Report {
 	rep := Report{
 		Events: r.events, Applied: r.applied, LastSeq: r.lastSeq,
 		Steps: make(map[lifecycle.Status]int), Runs: make(map[lifecycle.RunStatus]int),
-		RunSteps: make([]RunSummary, 0, len(r.order)), Problems: slices.Clone(r.problems),
+		RunSteps: make([]RunSummary, 0, r.runs.len()), Problems: slices.Clone(r.problems),
 	}
-	for _, rs := range r.order {
-		sum := RunSummary{ID: rs.run.ID, Status: rs.run.Status, Steps: make(map[lifecycle.Status]int)}
-		for i, n := range rs.steps {
+	for i := range r.runs.len() {
+		rs := r.runs.at(i)
+		status := lifecycle.RunStatuses[rs.status]
+		sum := RunSummary{ID: r.runIDs.id(i), Status: status, Steps: make(map[lifecycle.Status]int)}
+		for j, n := range rs.steps {
 			if n > 0 {
-				sum.Steps[lifecycle.Statuses[i]] = n
-				rep.Steps[lifecycle.Statuses[i]] += n
+				sum.Steps[lifecycle.Statuses[j]] = int(n)
+				rep.Steps[lifecycle.Statuses[j]] += int(n)
 			}
 		}
-		rep.Runs[rs.run.Status]++
+		rep.Runs[status]++
 		rep.RunSteps = append(rep.RunSteps, sum)
 	}
 	return rep
