@@ -267,8 +267,11 @@ func (s *Store) checkLocked(batch []events.Event, guards []store.Guard) error {
 
 // checkDistinct refuses a batch that names one object twice.
 func checkDistinct(batch []events.Event, guards []store.Guard) error {
-	if len(batch)+len(guards) < 2 {
+	switch n := len(batch) + len(guards); {
+	case n < 2:
 		return nil // the usual single transition: nothing to compare
+	case n <= smallBatch:
+		return checkDistinctSmall(batch, guards)
 	}
 	// Steps and runs apart, keyed by id alone: string keys take the map's
 	// fast path, which matters for a cascade of thousands of steps.
@@ -295,6 +298,39 @@ func checkDistinct(batch []events.Event, guards []store.Guard) error {
 	for _, g := range guards {
 		if err := once(runs, g.RunID); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// smallBatch is the size up to which checkDistinct compares every pair
+// rather than build maps: a replay commits a few events at a time.
+const smallBatch = 8
+
+// checkDistinctSmall is checkDistinct for a batch of a few objects.
+func checkDistinctSmall(batch []events.Event, guards []store.Guard) error {
+	var objects [smallBatch]struct {
+		run bool
+		id  string
+	}
+	n := 0
+	for _, ev := range batch {
+		if ev.Run != nil {
+			objects[n].run, objects[n].id = true, ev.Run.ID
+		} else {
+			objects[n].id = ev.Step.ID
+		}
+		n++
+	}
+	for _, g := range guards {
+		objects[n].run, objects[n].id = true, g.RunID
+		n++
+	}
+	for i := 1; i < n; i++ {
+		for j := range i {
+			if objects[i] == objects[j] {
+				return fmt.Errorf("memory: commit %s: %w: named twice in one commit", objects[i].id, store.ErrInvalid)
+			}
 		}
 	}
 	return nil

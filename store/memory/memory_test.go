@@ -65,3 +65,42 @@ func TestEventsAcrossChunks(t *testing.T) {
 	}
 	check(0, total+1)
 }
+
+// A batch naming one object twice is refused whatever its size: small
+// batches compare every pair, large ones use maps.
+func TestBatchNamingObjectTwiceAnySize(t *testing.T) {
+	at := time.Unix(1761861531, 0)
+	newStep := func(i int) *lifecycle.Step {
+		return &lifecycle.Step{
+			ID: fmt.Sprintf("step_%03d", i), CreatedAt: at.Unix(), AssistantID: "asst_1", ThreadID: "thread_1",
+			RunID: "run_1", Type: lifecycle.TypeMessageCreation, Status: lifecycle.StatusInProgress,
+			Details: lifecycle.MessageCreationDetails(fmt.Sprintf("msg_%03d", i)),
+		}
+	}
+	run := &lifecycle.Run{ID: "run_1", CreatedAt: at.Unix(), ThreadID: "thread_1", AssistantID: "asst_1", Status: lifecycle.RunStatusQueued}
+	for _, size := range []int{2, 3, 8, 9, 40} {
+		for _, dup := range []string{"step", "run", "guard"} {
+			s := memory.New()
+			_, err := s.Commit(t.Context(), store.Events(events.Event{Type: events.TypeRunCreated, At: at.Unix(), Run: run}))
+			require.NoError(t, err)
+			b := store.Batch{}
+			for i := range size - 1 {
+				b.Events = append(b.Events, events.Event{Type: events.TypeStepCreated, At: at.Unix(), Step: newStep(i)})
+			}
+			switch dup {
+			case "step":
+				b.Events = append(b.Events, events.Event{Type: events.TypeStepCreated, At: at.Unix(), Step: newStep(0)})
+			case "run":
+				b.Guards = []store.Guard{{RunID: "run_1", Version: 1}}
+				b.Events[len(b.Events)-1] = events.Event{Type: events.TypeRunCreated, At: at.Unix(), Run: run}
+			case "guard":
+				b.Guards = []store.Guard{{RunID: "run_1", Version: 1}, {RunID: "run_1", Version: 1}}
+			}
+			_, err = s.Commit(t.Context(), b)
+			require.ErrorIs(t, err, store.ErrInvalid, "%d objects, %s named twice", size, dup)
+			log, err := s.Events(t.Context(), 0, 100)
+			require.NoError(t, err)
+			require.Len(t, log, 1, "nothing of the refused batch was written")
+		}
+	}
+}
