@@ -163,10 +163,6 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// openStore returns an in-process memory store, for commands whose state
-// need not outlive them.
-func openStore() store.Store { return memory.New() }
-
 // openDemoStore opens the demo's store: ":memory:" keeps nothing; any
 // other dsn is a database for openDB, and a SQLite file is created if it
 // does not exist yet.

@@ -30,14 +30,15 @@ var progressMinBytes int64 = 4 << 20
 
 // cmdReplay runs `runstep replay [--audit] [--runs] FILE...`: it replays
 // the files, JSON-lines logs or OpenAI SSE captures (told apart by their
-// content), in order as one stream into a fresh store, checking every
-// event against the lifecycle machines, and prints a summary. It exits 1
+// content), in order as one stream, checking every event against the
+// lifecycle machines, and prints a summary. The summary is all the
+// Replayer's Report, so it replays into no store: it only checks. It exits 1
 // if any event is malformed, out of turn or a violation, naming its
 // file:line on stderr.
 func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("replay", "runstep replay [--audit] [--runs] FILE...",
 		"Replays event logs (JSON lines) or OpenAI SSE captures, in order as one stream,\n"+
-			"through the step and run machines into a fresh store, and checks that every\n"+
+			"through the step and run machines, and checks that every\n"+
 			"event is what the machines make of the state before it at the event's time.\n"+
 			"Prints the steps and runs by status and each run's steps; exits 1, naming\n"+
 			"file:line, at the first problem (--audit: after finding every problem).", stderr)
@@ -48,9 +49,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 
-	st := openStore()
-	defer st.Close()
-	r := replay.New(st, replay.Options{Audit: *audit})
+	r := replay.New(nil, replay.Options{Audit: *audit})
 	bar := newProgress(files, "replaying", stderr)
 	ctx := context.Background()
 	var (

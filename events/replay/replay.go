@@ -21,6 +21,10 @@
 //     the trigger of the event's status at the event's time, with the
 //     event's error, details and usage, gives the event's step.
 //
+// A Replayer without a store (New(nil, …)) only checks: it keeps its own
+// state of every object, as it must to check the events after, and
+// commits nothing.
+//
 // Replay stops at the first problem, or, in audit mode, goes on and
 // reports them all. Problems of the stream itself (malformed lines, seqs
 // out of turn, a torn last line) are reported the same way, as
@@ -61,7 +65,7 @@ type Options struct {
 //
 // A Replayer is not safe for concurrent use.
 type Replayer struct {
-	st    store.Store
+	st    store.Store // nil: check only
 	audit bool
 
 	// The state of every step and run the log created (see state.go): the
@@ -78,7 +82,9 @@ type Replayer struct {
 	failed                   error // the store's: the state is ahead of it
 }
 
-// New returns a Replayer that commits to st.
+// New returns a Replayer that commits to st. With a nil st, the Replayer
+// checks every event, keeps its own state and Report as with a store, and
+// commits nothing: Report.Applied counts the events that passed.
 func New(st store.Store, opts Options) *Replayer {
 	return &Replayer{
 		st: st, audit: opts.Audit,
@@ -106,8 +112,8 @@ func Run(ctx context.Context, st store.Store, src events.Source, opts Options) (
 // hundred events apart: reading and decoding src, checking, and
 // committing, as many events at once as follow each other without naming
 // one object twice; so a replay takes about as long as its slowest stage.
-// It returns only once the other two have stopped, with every event that
-// passed before it stopped committed.
+// Without a store, there is no third. It returns only once the others have
+// stopped, with every event that passed before it stopped committed.
 func (r *Replayer) Replay(ctx context.Context, src events.Source) error {
 	switch {
 	case r.failed != nil:
@@ -208,6 +214,10 @@ func (r *Replayer) Apply(ctx context.Context, ev events.Event, pos events.Positi
 	if err != nil {
 		return err
 	}
+	if r.st == nil {
+		r.applied++
+		return nil
+	}
 	if _, err := r.st.Commit(ctx, store.Events(out)); err != nil {
 		r.failed = storeFailure(pos, out, err)
 		return r.failed
@@ -263,7 +273,8 @@ type pending struct {
 }
 
 // committer commits batches of events on a goroutine of its own, in
-// order, until its first error.
+// order, until its first error. Without a store, it only counts them, on
+// the sender's goroutine.
 type committer struct {
 	ctx    context.Context
 	st     store.Store
@@ -279,7 +290,9 @@ type committer struct {
 
 func startCommitter(ctx context.Context, st store.Store) *committer {
 	c := &committer{ctx: ctx, st: st, in: make(chan []pending, 4), free: make(chan []pending, 8)}
-	c.wg.Go(c.run)
+	if st != nil {
+		c.wg.Go(c.run)
+	}
 	return c
 }
 
@@ -288,11 +301,16 @@ func (c *committer) run() {
 		if c.err == nil {
 			c.commit(batch)
 		}
-		clear(batch) // let go of the events
-		select {
-		case c.free <- batch[:0]:
-		default:
-		}
+		c.recycle(batch)
+	}
+}
+
+// recycle lets go of the events of batch and keeps it to fill again.
+func (c *committer) recycle(batch []pending) {
+	clear(batch)
+	select {
+	case c.free <- batch[:0]:
+	default:
 	}
 }
 
@@ -370,7 +388,12 @@ func (c *committer) batch() []pending {
 }
 
 func (c *committer) send(b []pending) {
-	if len(b) > 0 {
+	switch {
+	case len(b) == 0:
+	case c.st == nil: // only checking: nothing to commit
+		c.n += int64(len(b))
+		c.recycle(b)
+	default:
 		c.in <- b
 	}
 }
@@ -637,7 +660,8 @@ func read(src events.Source, out chan<- *chunk, free <-chan *chunk, done <-chan 
 // Report says what a replay found.
 type Report struct {
 	// Events is the number of whole events read, and Applied the number
-	// of those that passed and were committed.
+	// of those that passed and were committed (without a store, that
+	// passed).
 	Events, Applied int64
 	// LastSeq is the highest seq read.
 	LastSeq int64

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strconv"
@@ -474,4 +475,67 @@ func TestReplaySeveralSources(t *testing.T) {
 	err := r.Replay(context.Background(), events.NewReader(bytes.NewReader(log[cut:]), events.ReadOptions{File: "b.jsonl"}))
 	require.ErrorIs(t, err, events.ErrSeqGap)
 	assert.Contains(t, err.Error(), "b.jsonl:1:")
+}
+
+// Without a store, a replay checks every event as it does with one, and
+// reports the same, whatever the log and the mode; it only commits
+// nothing.
+func TestReplayWithoutAStore(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		h := newHistory(rapid.Uint64().Draw(t, "seed"))
+		h.draw(t, 40)
+		_, log := h.log(t)
+		if rapid.Bool().Draw(t, "corrupt") {
+			// Dropping a line breaks the seqs, and, in an audit, may leave
+			// violations after: a step of a run never created, a run that
+			// never started, ….
+			lines := strings.SplitAfter(string(log), "\n")
+			i := rapid.IntRange(0, len(lines)-2).Draw(t, "dropped")
+			log = []byte(strings.Join(slices.Delete(lines, i, i+1), ""))
+		}
+		audit := replay.Options{Audit: rapid.Bool().Draw(t, "audit")}
+		src := func() events.Source {
+			return events.NewReader(bytes.NewReader(log), events.ReadOptions{File: "log.jsonl"})
+		}
+
+		st := memory.New()
+		want, wantErr := replay.Run(context.Background(), st, src(), audit)
+		got, err := replay.Run(context.Background(), nil, src(), audit)
+
+		require.Equal(t, fmt.Sprint(wantErr), fmt.Sprint(err))
+		require.Equal(t, problems(want), problems(got))
+		want.Problems, got.Problems = nil, nil
+		require.Equal(t, want, got)
+		stored, err := st.Events(context.Background(), 0, 1<<20)
+		require.NoError(t, err)
+		require.EqualValues(t, len(stored), got.Applied, "Applied counts the events that passed")
+	})
+}
+
+func problems(rep replay.Report) []string {
+	var out []string
+	for _, p := range rep.Problems {
+		out = append(out, p.Error())
+	}
+	return out
+}
+
+// Apply without a store checks the event and keeps it as the state.
+func TestApplyWithoutAStore(t *testing.T) {
+	evs, log := fixedHistory(t).log(t)
+	r := replay.New(nil, replay.Options{})
+	ctx := context.Background()
+	for i, ev := range evs {
+		require.NoError(t, r.Apply(ctx, ev, events.Position{Line: int64(i + 1)}))
+	}
+	err := r.Apply(ctx, evs[0], events.Position{Line: int64(len(evs) + 1)})
+	require.ErrorIs(t, err, events.ErrViolation, "the run is created again")
+
+	rep := r.Report()
+	assert.EqualValues(t, len(evs), rep.Applied)
+	assert.EqualValues(t, len(evs)+1, rep.Events)
+	require.Len(t, rep.Problems, 1)
+	_, want, err := replayLog(t, log, replay.Options{})
+	require.NoError(t, err)
+	assert.Equal(t, want.RunSteps, rep.RunSteps)
 }

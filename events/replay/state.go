@@ -9,9 +9,8 @@ import (
 // The Replayer's state of every step and run. A replay keeps the state of
 // every object the log created to its end, and a log may create millions:
 // so a state is small, an element of a slice that never moves (growing a
-// slice of a million states copies them all, and a Go map of a million
-// ids rehashes every id it holds, fetching each from wherever it lies, as
-// it grows), and, but for the runs still going, holds no pointer for the
+// slice of a million states copies them all), found by its id's number
+// (see ids), and, but for the runs still going, holds no pointer for the
 // collector to follow.
 
 type stepState struct {
@@ -107,33 +106,35 @@ func (l *list[T]) add(v T) int {
 }
 
 // ids numbers the ids of steps (or runs) 0, 1, 2, … in the order they
-// are added, and finds an id's number. It is a hash table of open
-// addressing whose slots hold each id's hash and number, not the id: the
-// table has no pointers, and growing it rehashes no id. The ids' bytes
-// are kept in large chunks without pointers, which the collector marks
-// without looking into, where a string for each id would be an object of
-// its own for it to mark at each collection.
+// are added, and finds an id's number. Its map is keyed by each id's
+// 64-bit hash, not the id: neither key nor value is a pointer, so the
+// collector does not look into it, and growing it rehashes integers, not
+// ids. The ids' bytes are kept in large chunks without pointers, which the
+// collector marks without looking into, where a string for each id would
+// be an object of its own for it to mark at each collection.
 type ids struct {
-	seed   maphash.Seed
-	slots  []uint64 // hash<<32 | number+1; 0 is empty
-	recent *[recentSlots]uint64
-	refs   list[idRef]
-	chunks [][]byte
-	fill   int // 1 + the index of the chunk short ids go to; 0 for none yet
+	hash    func(string) uint64
+	numbers map[uint64]uint32 // by hash, of the first id of each hash
+	others  map[string]int    // the rare ids whose hash an earlier id has
+	refs    list[idRef]
+	chunks  [][]byte
+	fill    int // 1 + the index of the chunk short ids go to; 0 for none yet
 }
 
 // idRef is where an id's bytes are.
 type idRef struct{ chunk, off, len uint32 }
 
-const (
-	// recentSlots is how many slots of ids named lately ids keeps apart.
-	recentSlots = 1024
-	// idChunk is the size of a chunk of ids' bytes. An id longer than an
-	// eighth of it has a chunk of its own.
-	idChunk = 64 << 10
-)
+// idChunk is the size of a chunk of ids' bytes. An id longer than an
+// eighth of it has a chunk of its own.
+const idChunk = 64 << 10
 
-func newIDs() ids { return ids{seed: maphash.MakeSeed(), recent: new([recentSlots]uint64)} }
+func newIDs() ids {
+	seed := maphash.MakeSeed()
+	return ids{
+		hash:    func(id string) uint64 { return maphash.String(seed, id) },
+		numbers: make(map[uint64]uint32),
+	}
+}
 
 // is reports whether id is numbered n.
 func (x *ids) is(n int, id string) bool {
@@ -151,45 +152,31 @@ func (x *ids) id(n int) string {
 func (x *ids) len() int { return x.refs.len() }
 
 // find returns id's number, and the hash that add takes.
-func (x *ids) find(id string) (n int, ok bool, hash uint32) {
-	hash = uint32(maphash.String(x.seed, id))
-	// A log names an object again soon after it names it first: the
-	// slot of an id named lately is most often in the recent table, as
-	// its bytes are, and neither need be fetched from memory.
-	r := &x.recent[hash%recentSlots]
-	if *r != 0 && uint32(*r>>32) == hash {
-		if n := int(uint32(*r)) - 1; x.is(n, id) {
-			return n, true, hash
-		}
-	}
-	if len(x.slots) == 0 {
+func (x *ids) find(id string) (n int, ok bool, hash uint64) {
+	hash = x.hash(id)
+	i, ok := x.numbers[hash]
+	if !ok {
 		return 0, false, hash
 	}
-	mask := len(x.slots) - 1
-	for i := int(hash) & mask; ; i = (i + 1) & mask {
-		s := x.slots[i]
-		switch {
-		case s == 0:
-			return 0, false, hash
-		case uint32(s>>32) == hash:
-			if n := int(uint32(s)) - 1; x.is(n, id) {
-				*r = s
-				return n, true, hash
-			}
-		}
+	if x.is(int(i), id) {
+		return int(i), true, hash
 	}
+	n, ok = x.others[id]
+	return n, ok, hash
 }
 
 // add numbers id, which find did not find and gave hash, and returns its
 // number.
-func (x *ids) add(id string, hash uint32) int {
-	if 2*(x.len()+1) > len(x.slots) { // at most half full: few probes
-		x.grow()
-	}
+func (x *ids) add(id string, hash uint64) int {
 	n := x.refs.add(x.keep(id))
-	s := uint64(hash)<<32 | uint64(n+1)
-	x.put(s)
-	x.recent[hash%recentSlots] = s
+	if _, taken := x.numbers[hash]; taken {
+		if x.others == nil {
+			x.others = make(map[string]int)
+		}
+		x.others[id] = n
+	} else {
+		x.numbers[hash] = uint32(n)
+	}
 	return n
 }
 
@@ -207,23 +194,4 @@ func (x *ids) keep(id string) idRef {
 	off := len(*c)
 	*c = append(*c, id...)
 	return idRef{uint32(x.fill - 1), uint32(off), uint32(len(id))}
-}
-
-func (x *ids) put(s uint64) {
-	mask := len(x.slots) - 1
-	i := int(uint32(s>>32)) & mask
-	for x.slots[i] != 0 {
-		i = (i + 1) & mask
-	}
-	x.slots[i] = s
-}
-
-func (x *ids) grow() {
-	old := x.slots
-	x.slots = make([]uint64, max(2*len(old), 1024))
-	for _, s := range old {
-		if s != 0 {
-			x.put(s)
-		}
-	}
 }

@@ -9,10 +9,14 @@ import (
 	"pgregory.net/rapid"
 )
 
-// ids numbers ids as a map would, whatever their lengths and however many.
+// ids numbers ids as a map would, whatever their lengths and however many,
+// and whether their hashes are all apart or often the same.
 func TestIDs(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		x := newIDs()
+		if rapid.Bool().Draw(t, "collide") {
+			x.hash = func(id string) uint64 { return uint64(len(id) % 4) }
+		}
 		want := map[string]int{}
 		var order []string
 		id := rapid.OneOf(
@@ -46,7 +50,7 @@ func TestIDs(t *testing.T) {
 	})
 }
 
-// Many ids: the table grows, and the ids fill several chunks.
+// Many ids: the map grows, and the ids fill several chunks.
 func TestIDsGrow(t *testing.T) {
 	x := newIDs()
 	const n = 50_000
@@ -66,29 +70,24 @@ func TestIDsGrow(t *testing.T) {
 	require.False(t, ok)
 }
 
-// Two ids of one hash are told apart.
+// Ids of one hash are told apart by their bytes.
 func TestIDsOfOneHash(t *testing.T) {
 	x := newIDs()
-	seen := map[uint32]string{}
-	var a, b string
-	for i := 0; a == ""; i++ { // about 2^16 ids make a pair, by the birthday bound
-		s := strconv.Itoa(i)
-		_, _, hash := x.find(s)
-		if other, ok := seen[hash]; ok {
-			a, b = other, s
-		}
-		seen[hash] = s
+	x.hash = func(string) uint64 { return 42 }
+	all := []string{"run_a", "run_b", "", "run_c"}
+	for want, s := range all {
+		_, ok, hash := x.find(s)
+		require.False(t, ok, "%q", s)
+		require.Equal(t, want, x.add(s, hash))
 	}
-	_, _, hash := x.find(a)
-	x.add(a, hash)
-	n, ok, hash := x.find(b)
-	require.False(t, ok, "%q found as %q", b, x.id(n))
-	x.add(b, hash)
-	for want, s := range []string{a, b} {
+	for want, s := range all {
 		n, ok, _ := x.find(s)
-		require.True(t, ok)
+		require.True(t, ok, "%q", s)
 		require.Equal(t, want, n)
+		require.Equal(t, s, x.id(n))
 	}
+	_, ok, _ := x.find("run_d")
+	require.False(t, ok)
 }
 
 func TestList(t *testing.T) {
