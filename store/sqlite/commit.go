@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/runstep/runstep/events"
+	"github.com/runstep/runstep/lifecycle"
 	"github.com/runstep/runstep/store"
 )
 
@@ -38,6 +40,11 @@ type row struct {
 	typ       events.Type
 	at        int64
 	data      string // the object's JSON
+
+	// For the cache: a copy of the object as committed (at version
+	// read+1), if it can still change and the store has a cache.
+	stepCopy *lifecycle.Step
+	runCopy  *lifecycle.Run
 }
 
 // Commit implements store.Store. It returns ctx's error, having written
@@ -49,7 +56,7 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 	if err := s.begin(ctx, "commit"); err != nil {
 		return 0, err
 	}
-	rows, err := encode(b)
+	rows, err := encode(b, s.cache.max > 0)
 	if err != nil {
 		return 0, err
 	}
@@ -80,9 +87,10 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 }
 
 // encode checks what needs no stored state (the contract's ErrInvalid
-// cases, in the memory store's order) and encodes the events. The batch is
-// copied in: the rows share no memory with it.
-func encode(b store.Batch) ([]row, error) {
+// cases, in the memory store's order) and encodes the events, with a copy
+// of each object that can still change if cached. The batch is copied in:
+// the rows share no memory with it.
+func encode(b store.Batch, cached bool) ([]row, error) {
 	for i, ev := range b.Events {
 		if (ev.Step == nil) == (ev.Run == nil) {
 			return nil, fmt.Errorf("sqlite: commit event %d (%s): %w: want exactly one of a step and a run", i, ev.Type, store.ErrInvalid)
@@ -101,6 +109,11 @@ func encode(b store.Batch) ([]row, error) {
 			r.step, r.id, r.read = true, step.ID, step.Version
 			r.runID, r.createdAt, r.status = step.RunID, step.CreatedAt, string(step.Status)
 			data, err = step.MarshalJSON()
+			if cached && !step.Status.Terminal() {
+				c := step.Clone()
+				c.Version++
+				r.stepCopy = &c
+			}
 		} else {
 			run := ev.Run
 			r.id, r.read, r.status = run.ID, run.Version, string(run.Status)
@@ -108,6 +121,11 @@ func encode(b store.Batch) ([]row, error) {
 				r.deadline = sql.NullInt64{Int64: *run.ExpiresAt, Valid: true}
 			}
 			data, err = run.MarshalJSON()
+			if cached && !run.Status.Terminal() {
+				c := run.Clone()
+				c.Version++
+				r.runCopy = &c
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: commit %s: encode: %w: %w", r.id, store.ErrInvalid, err)
@@ -156,11 +174,16 @@ func checkDistinct(b store.Batch) error {
 // Close.
 func (s *Store) write() {
 	defer close(s.writerDone)
-	group := make([]*request, 0, s.maxGroup)
+	g := &group{
+		reqs:    make([]*request, 0, s.maxGroup),
+		results: make([]result, 0, s.maxGroup),
+		pending: make([]int, 0, s.maxGroup),
+	}
 	for {
 		select {
 		case req := <-s.queue:
-			group = append(group[:0], req)
+			g.reset()
+			g.add(req)
 		case <-s.closing:
 			// Nothing of the queued batches was begun: fail them.
 			for {
@@ -172,54 +195,86 @@ func (s *Store) write() {
 				}
 			}
 		}
-	fill:
-		for len(group) < s.maxGroup {
-			select {
-			case req := <-s.queue:
-				group = append(group, req)
-			default:
-				break fill
-			}
-		}
-		s.commitGroup(group)
-		clear(group)
+		s.commitGroup(g)
 	}
 }
 
-// commitGroup commits the batches of group in one transaction and answers
-// each. A batch whose own checks fail is rolled back to its savepoint and
-// the others go on. An error that may have ended the transaction itself
-// (I/O, a full disk) rolls the group back; the batch that met it gets the
-// error and the rest are tried again in a new transaction.
-func (s *Store) commitGroup(group []*request) {
-	results := make([]result, len(group))
-	pending := make([]int, len(group)) // indexes of the batches still to commit
-	for i := range pending {
-		pending[i] = i
+// group is the batches of one transaction and their outcomes.
+type group struct {
+	reqs    []*request
+	results []result // results[i] is the outcome of reqs[i]
+	pending []int    // the indexes of the batches still to commit
+}
+
+func (g *group) reset() {
+	clear(g.reqs)
+	g.reqs, g.results, g.pending = g.reqs[:0], g.results[:0], g.pending[:0]
+}
+
+func (g *group) add(req *request) {
+	g.pending = append(g.pending, len(g.reqs))
+	g.reqs = append(g.reqs, req)
+	g.results = append(g.results, result{})
+}
+
+// join adds to g the batches queued, up to a full group, and reports
+// whether there were any. Before it looks, it yields the processor while
+// that brings more batches: the callers of the last group, answered just
+// before this one began, are runnable, but on few cores they run only when
+// the writer yields. So they commit in this group, rather than split the
+// callers into two halves whose groups alternate, each paying an fsync. A
+// yield that brings no batch ends the wait: no batch that is not on its way
+// is waited for.
+func (s *Store) join(g *group) bool {
+	for n := -1; len(s.queue) != n && len(g.reqs)+len(s.queue) < s.maxGroup; {
+		n = len(s.queue)
+		runtime.Gosched()
 	}
-	for len(pending) > 0 {
-		culprit, err := s.tryGroup(group, pending, results)
+	added := false
+	for len(g.reqs) < s.maxGroup {
+		select {
+		case req := <-s.queue:
+			g.add(req)
+			added = true
+		default:
+			return added
+		}
+	}
+	return added
+}
+
+// commitGroup commits the batches of g in one transaction, taking in the
+// batches that arrive while it writes, and answers each. A batch whose own
+// checks fail is rolled back to its savepoint and the others go on. An
+// error that may have ended the transaction itself (I/O, a full disk)
+// rolls the group back; the batch that met it gets the error and the rest
+// are tried again in a new transaction.
+func (s *Store) commitGroup(g *group) {
+	for len(g.pending) > 0 {
+		culprit, err := s.tryGroup(g)
 		if err == nil {
 			break
 		}
 		if culprit < 0 {
 			// The transaction as a whole failed (BEGIN or COMMIT): no
 			// batch of it is written.
-			for _, i := range pending {
-				if results[i].err == nil {
-					results[i] = result{err: err}
+			for _, i := range g.pending {
+				if g.results[i].err == nil {
+					g.results[i] = result{err: err}
 				}
 			}
 			break
 		}
-		results[culprit] = result{err: err}
-		pending = deleteValue(pending, culprit)
-		for _, i := range pending {
-			results[i] = result{}
+		g.results[culprit] = result{err: err}
+		g.pending = deleteValue(g.pending, culprit)
+		for _, i := range g.pending {
+			g.results[i] = result{}
 		}
 	}
-	for i, req := range group {
-		req.done <- results[i]
+	// Before any answer: a caller's next read for update sees its commit.
+	s.cache.settle(g.reqs, g.results)
+	for i, req := range g.reqs {
+		req.done <- g.results[i]
 	}
 }
 
@@ -233,12 +288,12 @@ func deleteValue(s []int, v int) []int {
 	return out
 }
 
-// tryGroup runs the pending batches in one transaction, filling in
-// results. It returns a nil error if the transaction committed (the batches
-// that failed their checks carry their own errors); otherwise it has rolled
-// everything back and returns the error and the index of the batch that met
-// it, or -1 if none did.
-func (s *Store) tryGroup(group []*request, pending []int, results []result) (culprit int, err error) {
+// tryGroup runs the pending batches of g in one transaction, and those
+// that join it meanwhile, filling in their results. It returns a nil error
+// if the transaction committed (the batches that failed their checks carry
+// their own errors); otherwise it has rolled everything back and returns
+// the error and the index of the batch that met it, or -1 if none did.
+func (s *Store) tryGroup(g *group) (culprit int, err error) {
 	ctx := context.Background() // the writer's statements are never interrupted
 	if _, err := s.w.begin.ExecContext(ctx); err != nil {
 		return -1, fmt.Errorf("sqlite: commit: begin: %w", err)
@@ -256,10 +311,12 @@ func (s *Store) tryGroup(group []*request, pending []int, results []result) (cul
 		return -1, rollback(fmt.Errorf("sqlite: commit: read the last seq: %w", err))
 	}
 	next++
-	for _, i := range pending {
-		req := group[i]
+	// g.pending grows as batches join.
+	for k := 0; k < len(g.pending) || s.join(g); k++ {
+		i := g.pending[k]
+		req := g.reqs[i]
 		if err := req.ctx.Err(); err != nil {
-			results[i] = result{err: fmt.Errorf("sqlite: commit: %w", err)}
+			g.results[i] = result{err: fmt.Errorf("sqlite: commit: %w", err)}
 			continue
 		}
 		// A batch of one change needs no savepoint: its one checked write
@@ -278,7 +335,7 @@ func (s *Store) tryGroup(group []*request, pending []int, results []result) (cul
 					return i, rollback(fmt.Errorf("sqlite: commit: release savepoint: %w", err))
 				}
 			}
-			results[i] = result{first: next}
+			g.results[i] = result{first: next}
 			next += int64(len(req.rows))
 			continue
 		}
@@ -294,7 +351,7 @@ func (s *Store) tryGroup(group []*request, pending []int, results []result) (cul
 				return i, rollback(errors.Join(err, fmt.Errorf("sqlite: commit: release savepoint: %w", rerr)))
 			}
 		}
-		results[i] = result{err: err}
+		g.results[i] = result{err: err}
 	}
 	if _, err := s.w.commit.ExecContext(ctx); err != nil {
 		return -1, rollback(fmt.Errorf("sqlite: commit: %w", err))

@@ -17,6 +17,7 @@ import (
 type readStmts struct {
 	getStep, getRun, stepKey *sql.Stmt
 	stepForUpdate            *sql.Stmt
+	runDeadline              *sql.Stmt
 	inProgress               *sql.Stmt
 	due, nextDeadline        *sql.Stmt
 	events                   *sql.Stmt
@@ -69,6 +70,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.getStep, "SELECT version, data FROM steps WHERE id = ?"},
 		// runs.expires_at is set only while the run can expire.
 		{&r.stepForUpdate, "SELECT s.version, s.data, r.expires_at FROM steps s LEFT JOIN runs r ON r.id = s.run_id WHERE s.id = ?"},
+		{&r.runDeadline, "SELECT expires_at FROM runs WHERE id = ?"},
 		{&r.getRun, "SELECT version, data FROM runs WHERE id = ?"},
 		{&r.stepKey, "SELECT created_at FROM steps WHERE id = ? AND run_id = ?"},
 		{&r.inProgress, "SELECT version, data FROM steps WHERE run_id = ? AND status = 'in_progress' ORDER BY created_at, id"},
@@ -91,7 +93,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (r *readStmts) close() error {
-	all := []*sql.Stmt{r.getStep, r.stepForUpdate, r.getRun, r.stepKey, r.inProgress, r.due, r.nextDeadline, r.events}
+	all := []*sql.Stmt{r.getStep, r.stepForUpdate, r.runDeadline, r.getRun, r.stepKey, r.inProgress, r.due, r.nextDeadline, r.events}
 	for _, p := range r.pages {
 		all = append(all, p[:]...)
 	}
@@ -143,11 +145,23 @@ func (s *Store) GetStep(ctx context.Context, id string) (lifecycle.Step, error) 
 	return step, nil
 }
 
-// GetStepForUpdate implements store.Store. It reads what GetStep reads,
-// and the run's deadline in the same query.
+// GetStepForUpdate implements store.Store. A cached step comes with its
+// cached run's deadline, or the one the file holds; a step not cached is
+// read with its run's deadline in one query.
 func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step, store.RunDeadline, error) {
 	if err := s.begin(ctx, "get step "+id); err != nil {
 		return lifecycle.Step{}, store.RunDeadline{}, err
+	}
+	if step, deadline, known, ok := s.cache.step(id); ok {
+		if known {
+			return step, deadline, nil
+		}
+		var at sql.NullInt64
+		err := s.r.runDeadline.QueryRowContext(ctx, step.RunID).Scan(&at)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("sqlite: get step %s: deadline of run %s: %w", id, step.RunID, err)
+		}
+		return step, store.RunDeadline{At: at.Int64, Armed: at.Valid}, nil
 	}
 	var version int64
 	var data []byte
@@ -166,8 +180,14 @@ func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step
 	return step, store.RunDeadline{At: deadline.Int64, Armed: deadline.Valid}, nil
 }
 
-// GetRunForUpdate implements store.Store: a plain GetRun.
+// GetRunForUpdate implements store.Store: the cached run, or GetRun.
 func (s *Store) GetRunForUpdate(ctx context.Context, id string) (lifecycle.Run, error) {
+	if err := s.begin(ctx, "get run "+id); err != nil {
+		return lifecycle.Run{}, err
+	}
+	if run, ok := s.cache.run(id); ok {
+		return run, nil
+	}
 	return s.GetRun(ctx, id)
 }
 

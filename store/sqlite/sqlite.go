@@ -14,15 +14,20 @@
 //
 // # Group commit
 //
-// Every Commit is handed to one writer goroutine. It takes a batch and then
-// every batch already queued behind it, up to WithMaxGroup (default 256)
-// batches, and commits them in one SQLite transaction: one fsync for the
-// group. It never waits for more batches to arrive (there is no timer), so a
-// lone writer pays one transaction per commit and no added latency, while
-// many concurrent writers share their transactions. Each batch is checked
-// against the state the batches before it in the group left, and one of
-// several changes runs under its own SAVEPOINT, so each caller learns its
-// own outcome: a batch that conflicts is rolled back alone and the others
+// Every Commit is handed to one writer goroutine. It takes a batch, begins
+// a SQLite transaction, and writes that batch and every batch queued
+// behind it, and those queued while it writes, up to WithMaxGroup (default
+// 256) batches; then it commits them: one fsync for the group. It never
+// waits for more batches to arrive (there is no timer), so a lone writer
+// pays one transaction per commit and no added latency, while many
+// concurrent writers share their transactions. It only yields the
+// processor before it commits, while that brings more batches: the callers
+// of the last group, answered just before, then join this one rather than
+// the next, and concurrent callers do not split into two halves whose
+// groups alternate, each paying an fsync. Each batch is checked against
+// the state the batches before it in the group left, and one of several
+// changes runs under its own SAVEPOINT, so each caller learns its own
+// outcome: a batch that conflicts is rolled back alone and the others
 // commit. (A batch whose write fails for another reason, such as a full
 // disk, rolls back the whole transaction; it gets its error and the rest of
 // the group is tried again without it.)
@@ -31,6 +36,13 @@
 //
 // Reads go through a pool of read-only connections (WithReaders); WAL lets
 // them run while the writer writes, and each read sees whole commits only.
+//
+// The reads for update (GetStepForUpdate, GetRunForUpdate) answer from
+// memory when they can: the store keeps (WithCache) the steps and runs it
+// committed that can still change, as committed. Another process's commit
+// is missed there, but the reader's own commit then conflicts, and a batch
+// that fails makes the store forget its objects, so the engine's retry
+// reads the file. Every other read reads the file.
 //
 // # Files
 //
@@ -95,6 +107,7 @@ type options struct {
 	busyTimeout time.Duration
 	maxGroup    int
 	readers     int
+	cache       int
 }
 
 // WithSync sets the sync level. The default is SyncFull.
@@ -113,6 +126,14 @@ func WithMaxGroup(n int) Option { return func(o *options) { o.maxGroup = n } }
 // at least 4.
 func WithReaders(n int) Option { return func(o *options) { o.readers = n } }
 
+// WithCache sets how many steps and runs, together, the store keeps in
+// memory for the for-update reads (see Reads in the package comment): a
+// step with one tool call and a little metadata takes about 800 bytes, so
+// the default, 65536, holds at most some 50 MB. When the cache is full, a
+// new entry evicts an arbitrary step (a run only if no step is left).
+// 0 turns the cache off.
+func WithCache(n int) Option { return func(o *options) { o.cache = n } }
+
 // Store is a store.Store in one SQLite file. Open it with Open.
 type Store struct {
 	path string
@@ -126,6 +147,8 @@ type Store struct {
 	// The read pool.
 	rdb *sql.DB
 	r   readStmts
+
+	cache *cache
 
 	maxGroup   int
 	queue      chan *request
@@ -145,7 +168,7 @@ var _ store.Store = (*Store)(nil)
 // were. ":memory:" is refused: every pooled connection would open its own
 // empty database.
 func Open(path string, opts ...Option) (*Store, error) {
-	o := options{sync: SyncFull, busyTimeout: 5 * time.Second, maxGroup: 256, readers: max(4, runtime.GOMAXPROCS(0))}
+	o := options{sync: SyncFull, busyTimeout: 5 * time.Second, maxGroup: 256, readers: max(4, runtime.GOMAXPROCS(0)), cache: 1 << 16}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -169,6 +192,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: max group %d: want at least 1", path, o.maxGroup)
 	case o.readers < 1:
 		return nil, fmt.Errorf("sqlite: open %s: %d readers: want at least 1", path, o.readers)
+	case o.cache < 0:
+		return nil, fmt.Errorf("sqlite: open %s: cache of %d objects: want 0 or more", path, o.cache)
 	}
 
 	abs, err := filepath.Abs(path)
@@ -181,6 +206,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		queue:      make(chan *request, o.maxGroup),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
+		cache:      newCache(o.cache),
 	}
 	if err := s.open(o, syncPragma); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", path, err), s.closeDBs())

@@ -165,6 +165,7 @@ func TestOpenRefusals(t *testing.T) {
 		{"unknown sync", tempPath(t), []sqlite.Option{sqlite.WithSync("sometimes")}, "unknown sync level"},
 		{"no readers", tempPath(t), []sqlite.Option{sqlite.WithReaders(0)}, "readers"},
 		{"no group", tempPath(t), []sqlite.Option{sqlite.WithMaxGroup(0)}, "max group"},
+		{"negative cache", tempPath(t), []sqlite.Option{sqlite.WithCache(-1)}, "cache"},
 		{"a directory", t.TempDir(), nil, ""},
 		{"a missing directory", filepath.Join(t.TempDir(), "no", "such", "dir", "x.db"), nil, ""},
 	} {
