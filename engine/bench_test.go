@@ -58,17 +58,7 @@ func BenchmarkTransition(b *testing.B) {
 		runtime.KeepAlive(f)
 	})
 
-	// Calibration: the first touch of a 4 KiB page of memory that is then
-	// kept, the price of a store's growth on this machine.
-	b.Run("calibration-fresh-page", func(b *testing.B) {
-		var kept [][]byte
-		for b.Loop() {
-			page := make([]byte, 4096)
-			page[0] = 1
-			kept = append(kept, page)
-		}
-		runtime.KeepAlive(kept)
-	})
+	b.Run("calibration-fresh-page", benchFreshPage)
 
 	b.Run("looplab-reused-fsm", func(b *testing.B) {
 		m := lifecycle.StepMachine(lifecycle.StatusInProgress)
