@@ -1,9 +1,9 @@
 // Package storetest is the conformance suite of store.Store: every rule the
 // contract in package store states (atomic commits of steps and runs,
 // optimistic versions and guards, the gapless event log, list order and
-// cursors, the in-progress and deadline queries, copying in and out,
-// contexts and concurrent writers), checked against the contract alone and
-// never against one backend's internals.
+// cursors, the in-progress and deadline queries, the for-update reads,
+// copying in and out, contexts and concurrent writers), checked against the
+// contract alone and never against one backend's internals.
 //
 // A backend proves itself with one call from its own tests:
 //
