@@ -10,8 +10,9 @@ import (
 // The log holds every event ever committed, so it is most of a memory
 // store's size; and on a machine where a fresh page of memory costs
 // microseconds, size is time. Most steps are created in progress and then
-// only end: their created event is then told from the step as it ended,
-// and the step's in-progress copy is let go, halving what a step keeps.
+// only end: the step as it ended then takes the place of its in-progress
+// copy, and the created event is told from it, halving what a step keeps
+// and what its end allocates.
 
 // entry is one event of the log; its seq is its place in the log plus one.
 type entry struct {
@@ -20,7 +21,7 @@ type entry struct {
 	step *lifecycle.Step
 	run  *lifecycle.Run
 	// form, if not zero, says that step is the version after the event's
-	// own, and how the event's is told from it.
+	// own (it took that one's place), and how the event's is told from it.
 	form createdForm
 }
 
@@ -79,24 +80,24 @@ func (l *eventLog) event(i int) events.Event {
 	return ev
 }
 
-// supersede is told that next replaces prev, the step as the log's entry
-// prev.logged wrote it. If that entry can be told from next, it is made
-// to, and prev is no longer kept.
-func (l *eventLog) supersede(prev stepEntry, next *lifecycle.Step) {
-	e := l.at(prev.logged)
-	if e.step != prev.step || e.form != 0 {
-		return
+// isCreated reports whether e's step is as its created event left it: the
+// event that wrote it is a created one, and tells nothing from a later
+// copy yet.
+func (l *eventLog) isCreated(e stepEntry) bool {
+	if e.step == nil {
+		return false
 	}
-	if form, ok := createdFrom(prev.step, next); ok {
-		e.step, e.form = next, form
-	}
+	logged := l.at(e.logged)
+	return logged.step == e.step && logged.form == 0 && logged.typ == events.TypeStepCreated
 }
 
-// createdFrom reports whether created, a step in progress, is next as it
-// was before it moved on, and if so how to tell it from next.
-func createdFrom(created, next *lifecycle.Step) (createdForm, bool) {
+// movesOn reports whether next, a change of created as a writer read it
+// (its Version is created's), only moves created on from in progress, so
+// that created can be told from next: it is next in progress, with no
+// stamps, error or usage, and no tool calls.
+func movesOn(created, next *lifecycle.Step) bool {
 	c, n := created, next
-	same := c.Status == lifecycle.StatusInProgress && c.Version == n.Version-1 &&
+	return c.Status == lifecycle.StatusInProgress && c.Version == n.Version &&
 		c.ExpiredAt == nil && c.CancelledAt == nil && c.FailedAt == nil && c.CompletedAt == nil &&
 		c.LastError == nil && c.Usage == nil &&
 		c.ID == n.ID && c.CreatedAt == n.CreatedAt && c.AssistantID == n.AssistantID &&
@@ -105,13 +106,15 @@ func createdFrom(created, next *lifecycle.Step) (createdForm, bool) {
 		c.Details.Type == n.Details.Type && len(c.Details.ToolCalls) == 0 &&
 		(c.Details.MessageCreation == nil) == (n.Details.MessageCreation == nil) &&
 		(c.Details.MessageCreation == nil || *c.Details.MessageCreation == *n.Details.MessageCreation)
-	if !same {
-		return 0, false
+}
+
+// formOf returns the form that tells created, a step movesOn
+// accepted, from its next copy.
+func formOf(created *lifecycle.Step) createdForm {
+	if created.Details.ToolCalls == nil {
+		return fromLater | callsNil
 	}
-	if c.Details.ToolCalls == nil {
-		return fromLater | callsNil, true
-	}
-	return fromLater | callsEmpty, true
+	return fromLater | callsEmpty
 }
 
 // of returns a copy of the step the form tells from next.

@@ -13,7 +13,8 @@ import (
 
 // A step's created event told from the version that ended it reads back
 // exactly as it was committed, whatever the details, metadata and final
-// change; and the store lets go of the in-progress copy only when it can.
+// change; and the ended step takes the place of the in-progress copy only
+// when it can.
 func TestCreatedEventToldFromLaterVersion(t *testing.T) {
 	call := lifecycle.ToolCall{ID: "call_1", Type: lifecycle.ToolCallFunction, Function: &lifecycle.FunctionCall{Name: "f", Arguments: "{}"}}
 	usage := lifecycle.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3}
@@ -55,6 +56,8 @@ func TestCreatedEventToldFromLaterVersion(t *testing.T) {
 			_, err := s.Commit(t.Context(), store.Events(events.Event{Type: events.TypeStepCreated, At: created.CreatedAt, Step: &created}))
 			require.NoError(t, err)
 			created.Version = 1
+			before, err := s.GetStep(t.Context(), created.ID)
+			require.NoError(t, err)
 			tc.change.At = at
 			ended, err := created.Apply(tc.change)
 			require.NoError(t, err)
@@ -68,9 +71,10 @@ func TestCreatedEventToldFromLaterVersion(t *testing.T) {
 				{Seq: 1, Type: events.TypeStepCreated, At: created.CreatedAt, Step: &created},
 				{Seq: 2, Type: events.StepType(ended.Status), At: at.Unix(), Step: &ended},
 			}, log)
+			require.Equal(t, created, before, "a step read before it moved on stays as it was read")
 			e := s.log.at(0)
 			require.Equal(t, tc.told, e.form != 0, "created event told from the ended step")
-			require.Equal(t, tc.told, e.step == s.steps[created.ID].step, "the in-progress copy is let go")
+			require.Equal(t, tc.told, e.step == s.steps[created.ID].step, "the ended step took the in-progress copy's place")
 		})
 	}
 }

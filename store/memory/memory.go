@@ -34,7 +34,8 @@ type Store struct {
 // stepEntry is a stored step and where in the log the event that wrote
 // it sits.
 type stepEntry struct {
-	step   *lifecycle.Step
+	step   *lifecycle.Step // &box.step
+	box    *stepBox
 	logged int
 }
 
@@ -107,7 +108,15 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkLocked(b.Events, b.Guards); err != nil {
+	// The stored steps the batch changes, looked up once: prev[i] is
+	// b.Events[i]'s (zero for a run or a new step).
+	var small [4]stepEntry
+	prev := small[:0]
+	if len(b.Events) > len(small) {
+		prev = make([]stepEntry, 0, len(b.Events))
+	}
+	prev, err := s.checkLocked(b.Events, b.Guards, prev)
+	if err != nil {
 		return 0, err
 	}
 	for _, g := range b.Guards {
@@ -115,25 +124,26 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 		e.version++
 		s.runs[g.RunID] = e
 	}
-	// Copy in: the stored objects are the store's alone. The batch's
-	// copies are allocated together: a cascade of thousands of steps makes
-	// one allocation, not thousands.
-	nSteps := 0
-	for _, ev := range b.Events {
-		if ev.Step != nil {
-			nSteps++
+	// Copy in: the stored objects are the store's alone. A step that only
+	// moves on from in progress takes the place of its old copy (see
+	// log.go); the other copies are allocated together: a cascade of
+	// thousands of steps makes one allocation, not thousands.
+	nBoxes, nRuns := 0, 0
+	for i, ev := range b.Events {
+		switch {
+		case ev.Run != nil:
+			nRuns++
+		case !s.takesPlace(prev[i], ev.Step):
+			nBoxes++
 		}
 	}
-	stepBoxes := make([]stepBox, nSteps)
-	runBoxes := make([]runBox, len(b.Events)-nSteps)
+	stepBoxes := make([]stepBox, nBoxes)
+	runBoxes := make([]runBox, nRuns)
 	first := int64(s.log.len()) + 1
-	for _, ev := range b.Events {
+	for i, ev := range b.Events {
 		e := entry{typ: ev.Type, at: ev.At}
 		if ev.Step != nil {
-			e.step = stepBoxes[0].copy(ev.Step)
-			stepBoxes = stepBoxes[1:]
-			e.step.Version++
-			s.putStepLocked(e.step)
+			e.step = s.putStepLocked(ev.Step, prev[i], &stepBoxes)
 		} else {
 			e.run = runBoxes[0].copy(ev.Run)
 			runBoxes = runBoxes[1:]
@@ -145,20 +155,37 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 	return first, nil
 }
 
-// putStepLocked stores step, whose event is about to be appended to the
-// log.
-func (s *Store) putStepLocked(step *lifecycle.Step) {
-	if step.Version == 1 {
-		index, ok := s.runSteps[step.RunID]
+// takesPlace reports whether step, a change of prev as a writer read it,
+// only moves prev on from its created form: then its copy takes prev's
+// place, and the log tells the created event from it.
+func (s *Store) takesPlace(prev stepEntry, step *lifecycle.Step) bool {
+	return s.log.isCreated(prev) && movesOn(prev.step, step)
+}
+
+// putStepLocked stores a copy of step, a change of prev (zero for a new
+// step), whose event is about to be appended to the log, and returns the
+// copy. A copy that does not take prev's place goes to the first of boxes.
+func (s *Store) putStepLocked(step *lifecycle.Step, prev stepEntry, boxes *[]stepBox) *lifecycle.Step {
+	var box *stepBox
+	if s.takesPlace(prev, step) {
+		s.log.at(prev.logged).form = formOf(prev.step)
+		box = prev.box
+	}
+	if box == nil {
+		box, *boxes = &(*boxes)[0], (*boxes)[1:]
+	}
+	c := box.copy(step)
+	c.Version++
+	if c.Version == 1 {
+		index, ok := s.runSteps[c.RunID]
 		if !ok {
 			index = btree.NewG(32, lessKeys)
-			s.runSteps[step.RunID] = index
+			s.runSteps[c.RunID] = index
 		}
-		index.ReplaceOrInsert(stepKey{step.CreatedAt, step.ID})
-	} else {
-		s.log.supersede(s.steps[step.ID], step)
+		index.ReplaceOrInsert(stepKey{c.CreatedAt, c.ID})
 	}
-	s.steps[step.ID] = stepEntry{step, s.log.len()}
+	s.steps[c.ID] = stepEntry{c, box, s.log.len()}
+	return c
 }
 
 func (s *Store) putRunLocked(run *lifecycle.Run) {
@@ -239,30 +266,34 @@ func copyStamps(block []int64, stamps ...stamp) {
 }
 
 // checkLocked verifies every version of a batch before any of it is
-// written, so a batch is stored whole or not at all.
-func (s *Store) checkLocked(batch []events.Event, guards []store.Guard) error {
+// written, so a batch is stored whole or not at all. It appends to prev
+// the stored entry of each event's step (zero for a run or a new step).
+func (s *Store) checkLocked(batch []events.Event, guards []store.Guard, prev []stepEntry) ([]stepEntry, error) {
 	if err := checkDistinct(batch, guards); err != nil {
-		return err
+		return nil, err
 	}
 	for _, ev := range batch {
+		var e stepEntry
 		if ev.Step != nil {
-			if err := s.checkStepLocked(ev.Step); err != nil {
-				return err
+			var err error
+			if e, err = s.checkStepLocked(ev.Step); err != nil {
+				return nil, err
 			}
 		} else if err := s.checkRunLocked(ev.Run); err != nil {
-			return err
+			return nil, err
 		}
+		prev = append(prev, e)
 	}
 	for _, g := range guards {
 		cur, ok := s.runs[g.RunID]
 		switch {
 		case !ok:
-			return fmt.Errorf("memory: guard run %s: %w", g.RunID, store.ErrNotFound)
+			return nil, fmt.Errorf("memory: guard run %s: %w", g.RunID, store.ErrNotFound)
 		case cur.version != g.Version:
-			return fmt.Errorf("memory: guard run %s at version %d (stored %d): %w", g.RunID, g.Version, cur.version, store.ErrConflict)
+			return nil, fmt.Errorf("memory: guard run %s at version %d (stored %d): %w", g.RunID, g.Version, cur.version, store.ErrConflict)
 		}
 	}
-	return nil
+	return prev, nil
 }
 
 // checkDistinct refuses a batch that names one object twice.
@@ -336,16 +367,18 @@ func checkDistinctSmall(batch []events.Event, guards []store.Guard) error {
 	return nil
 }
 
-func (s *Store) checkStepLocked(step *lifecycle.Step) error {
+// checkStepLocked checks a step's version and returns its stored entry
+// (zero if it is new).
+func (s *Store) checkStepLocked(step *lifecycle.Step) (stepEntry, error) {
 	e, exists := s.steps[step.ID]
 	cur := e.step
 	if err := checkVersion("step", step.ID, step.Version, exists, func() int64 { return cur.Version }); err != nil {
-		return err
+		return stepEntry{}, err
 	}
 	if exists && (cur.RunID != step.RunID || cur.CreatedAt != step.CreatedAt) {
-		return fmt.Errorf("memory: update step %s: %w: run_id and created_at never change", step.ID, store.ErrInvalid)
+		return stepEntry{}, fmt.Errorf("memory: update step %s: %w: run_id and created_at never change", step.ID, store.ErrInvalid)
 	}
-	return nil
+	return e, nil
 }
 
 func (s *Store) checkRunLocked(run *lifecycle.Run) error {
@@ -375,14 +408,15 @@ func (s *Store) GetStep(ctx context.Context, id string) (lifecycle.Step, error) 
 	}
 	s.mu.RLock()
 	e, ok := s.steps[id]
+	var step lifecycle.Step
+	if ok {
+		step = e.step.Clone() // under the lock: a step moving on is copied in place
+	}
 	s.mu.RUnlock()
-	step := e.step
 	if !ok {
 		return lifecycle.Step{}, fmt.Errorf("memory: get step %s: %w", id, store.ErrNotFound)
 	}
-	// The stored step is never changed in place, so it can be copied
-	// outside the lock.
-	return step.Clone(), nil
+	return step, nil
 }
 
 // GetStepForUpdate implements store.Store: GetStep and the run's deadline
@@ -393,9 +427,10 @@ func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step
 	}
 	s.mu.RLock()
 	e, ok := s.steps[id]
-	step := e.step
+	var step lifecycle.Step
 	var deadline store.RunDeadline
 	if ok {
+		step = e.step.Clone() // under the lock: a step moving on is copied in place
 		if k, armed := deadlineOf(s.runs[step.RunID].run); armed {
 			deadline = store.RunDeadline{At: k.at, Armed: true}
 		}
@@ -404,7 +439,7 @@ func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step
 	if !ok {
 		return lifecycle.Step{}, store.RunDeadline{}, fmt.Errorf("memory: get step %s: %w", id, store.ErrNotFound)
 	}
-	return step.Clone(), deadline, nil
+	return step, deadline, nil
 }
 
 // GetRunForUpdate implements store.Store: a plain GetRun.
