@@ -80,11 +80,12 @@ func (l *eventLog) event(i int) events.Event {
 	return ev
 }
 
-// isCreated reports whether e's step is as its created event left it: the
-// event that wrote it is a created one, and tells nothing from a later
-// copy yet.
+// isCreated reports whether e's step is as its creation left it: version
+// 1, written by a created event that tells nothing from a later copy yet.
+// (An update that keeps a step in progress is typed created too; its copy
+// is version 2 or more, and never takes another's place.)
 func (l *eventLog) isCreated(e stepEntry) bool {
-	if e.step == nil {
+	if e.step == nil || e.step.Version != 1 {
 		return false
 	}
 	logged := l.at(e.logged)

@@ -99,3 +99,32 @@ func withMetadata(s lifecycle.Step, m lifecycle.Metadata) lifecycle.Step {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// An update that keeps a step in progress is typed created too; the
+// step's later end must not rewrite the first created event through it.
+func TestCreatedEventAfterAnUpdateInProgress(t *testing.T) {
+	s := New()
+	commit := func(typ events.Type, step lifecycle.Step) {
+		t.Helper()
+		_, err := s.Commit(t.Context(), store.Events(events.Event{Type: typ, At: step.CreatedAt, Step: &step}))
+		require.NoError(t, err)
+	}
+	v1 := tools(nil)
+	commit(events.TypeStepCreated, v1)
+	v1.Version = 1
+
+	v2 := v1 // the same step in progress, its tool calls now empty
+	v2.Details.ToolCalls = []lifecycle.ToolCall{}
+	commit(events.StepType(v2.Status), v2)
+	v2.Version = 2
+
+	v3, err := v2.Apply(lifecycle.Change{Trigger: lifecycle.TriggerComplete, At: time.Unix(1761861600, 0)})
+	require.NoError(t, err)
+	commit(events.StepType(v3.Status), v3)
+	v3.Version = 3
+
+	log, err := s.Events(t.Context(), 0, 10)
+	require.NoError(t, err)
+	require.Len(t, log, 3)
+	require.Equal(t, []lifecycle.Step{v1, v2, v3}, []lifecycle.Step{*log[0].Step, *log[1].Step, *log[2].Step})
+}

@@ -2222,11 +2222,8 @@ var copyTests = []test{
 	}},
 }
 
-// Context.
+// For-update reads.
 
-// done returns contexts that are done before any call: one cancelled, and
-// one whose deadline (a fixed instant long past, not the clock's now) has
-// passed.
 func stepForUpdate(t *testing.T, s store.Store, id string) (lifecycle.Step, store.RunDeadline) {
 	t.Helper()
 	step, deadline, err := s.GetStepForUpdate(t.Context(), id)
@@ -2340,6 +2337,11 @@ var forUpdateTests = []test{
 	}},
 }
 
+// Context.
+
+// done returns contexts that are done before any call: one cancelled, and
+// one whose deadline (a fixed instant long past, not the clock's now) has
+// passed.
 func done(t *testing.T) []context.Context {
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
