@@ -2268,11 +2268,11 @@ var forUpdateTests = []test{
 		require.False(t, deadline.Due(at(10).Unix()-1), "a second before the deadline")
 		require.True(t, deadline.Due(at(10).Unix()), "at the deadline")
 
-		moveRun(t, s, getRun(t, s, runA), at(2), lifecycle.RunTriggerRequireAction, lifecycle.RunTriggerCancel)
+		run = moveRun(t, s, run, at(2), lifecycle.RunTriggerRequireAction, lifecycle.RunTriggerCancel)
 		_, deadline = stepForUpdate(t, s, "step_a")
 		require.Equal(t, store.RunDeadline{At: at(10).Unix(), Armed: true}, deadline, "a cancelling run can still expire")
 
-		moveRun(t, s, getRun(t, s, runA), at(3), lifecycle.RunTriggerFinishCancel)
+		moveRun(t, s, run, at(3), lifecycle.RunTriggerFinishCancel)
 		_, deadline = stepForUpdate(t, s, "step_a")
 		require.Equal(t, store.RunDeadline{}, deadline, "a cancelled run cannot")
 	}},
