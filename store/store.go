@@ -51,8 +51,10 @@ type Store interface {
 	// write. A batch without events and guards writes nothing and returns 0.
 	//
 	// Returns ErrInvalid for an event without exactly one of a step and a
-	// run, a batch that names one object twice, or an update that changes a
-	// step's run_id or created_at (checked before the stored state);
+	// run, an object its Validate refuses (the error wraps the
+	// *lifecycle.ValidationError too), a batch that names one object twice,
+	// or an update that changes a step's run_id or created_at (checked
+	// before the stored state);
 	// ErrAlreadyExists if an object with version 0 exists; ErrNotFound if
 	// an object with a version above 0, or a guarded run, does not; and
 	// ErrConflict if an object's or guarded run's version is not the one

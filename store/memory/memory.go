@@ -98,8 +98,8 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 		return 0, err
 	}
 	for i, ev := range b.Events {
-		if (ev.Step == nil) == (ev.Run == nil) {
-			return 0, fmt.Errorf("memory: commit event %d (%s): %w: want exactly one of a step and a run", i, ev.Type, store.ErrInvalid)
+		if err := validate(i, ev); err != nil {
+			return 0, err
 		}
 	}
 	if len(b.Events) == 0 && len(b.Guards) == 0 {
@@ -153,6 +153,24 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 		s.log.append(e)
 	}
 	return first, nil
+}
+
+// validate checks what the i-th event of a batch carries on its own: one
+// object, which its Validate accepts.
+func validate(i int, ev events.Event) error {
+	switch {
+	case (ev.Step == nil) == (ev.Run == nil):
+		return fmt.Errorf("memory: commit event %d (%s): %w: want exactly one of a step and a run", i, ev.Type, store.ErrInvalid)
+	case ev.Step != nil:
+		if err := ev.Step.Validate(); err != nil {
+			return fmt.Errorf("memory: commit step %s: %w: %w", ev.Step.ID, store.ErrInvalid, err)
+		}
+	default:
+		if err := ev.Run.Validate(); err != nil {
+			return fmt.Errorf("memory: commit run %s: %w: %w", ev.Run.ID, store.ErrInvalid, err)
+		}
+	}
+	return nil
 }
 
 // takesPlace reports whether step, a change of prev as a writer read it,

@@ -108,7 +108,9 @@ func encode(b store.Batch, cached bool) ([]row, error) {
 		if step := ev.Step; step != nil {
 			r.step, r.id, r.read = true, step.ID, step.Version
 			r.runID, r.createdAt, r.status = step.RunID, step.CreatedAt, string(step.Status)
-			data, err = step.MarshalJSON()
+			if err = step.Validate(); err == nil {
+				data, err = step.MarshalJSON()
+			}
 			if cached && !step.Status.Terminal() {
 				c := step.Clone()
 				c.Version++
@@ -120,7 +122,9 @@ func encode(b store.Batch, cached bool) ([]row, error) {
 			if run.ExpiresAt != nil && !run.Status.Terminal() {
 				r.deadline = sql.NullInt64{Int64: *run.ExpiresAt, Valid: true}
 			}
-			data, err = run.MarshalJSON()
+			if err = run.Validate(); err == nil {
+				data, err = run.MarshalJSON()
+			}
 			if cached && !run.Status.Terminal() {
 				c := run.Clone()
 				c.Version++
@@ -128,7 +132,7 @@ func encode(b store.Batch, cached bool) ([]row, error) {
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: commit %s: encode: %w: %w", r.id, store.ErrInvalid, err)
+			return nil, fmt.Errorf("sqlite: commit %s: %w: %w", r.id, store.ErrInvalid, err)
 		}
 		if r.read < 0 {
 			return nil, fmt.Errorf("sqlite: commit %s: %w: negative version %d", r.id, store.ErrInvalid, r.read)

@@ -681,6 +681,39 @@ var commitTests = []test{
 		requireRunsNotFound(t, s, r.ID)
 		require.Empty(t, readLog(t, s))
 	}},
+	{"InvalidObjectInvalid", func(t *testing.T, s store.Store) {
+		// A store keeps only what it can give back as committed: an object
+		// its own Validate refuses is refused whole, whatever else the
+		// batch holds.
+		a := create(t, s, newStep(t, "step_a", runA, at(0)))[0]
+		before := readLog(t, s)
+		unknownStatus := newStep(t, "step_x", runA, at(1))
+		unknownStatus.Status = "done"
+		completedUnstamped := transition(t, a, lifecycle.TriggerComplete, at(2))
+		completedUnstamped.Step.CompletedAt = nil
+		noThread := newRun(t, runA, at(0))
+		noThread.ThreadID = ""
+		for _, tc := range []struct {
+			name  string
+			batch []events.Event
+		}{
+			{"a new step with an unknown status", []events.Event{created(unknownStatus)}},
+			{"a completed step without completed_at", []events.Event{completedUnstamped}},
+			{"a run without a thread", []events.Event{runCreated(noThread)}},
+			{"an invalid step after a valid one", []events.Event{
+				created(newStep(t, "step_y", runA, at(1))), created(unknownStatus),
+			}},
+		} {
+			_, err := s.Commit(t.Context(), store.Events(tc.batch...))
+			var verr *lifecycle.ValidationError
+			require.ErrorIs(t, err, store.ErrInvalid, tc.name)
+			require.ErrorAs(t, err, &verr, "%s: the error says which field", tc.name)
+			requireSteps(t, s, a)
+			requireNotFound(t, s, "step_x", "step_y")
+			requireRunsNotFound(t, s, runA)
+			require.Equal(t, before, readLog(t, s), "%s: the log changed", tc.name)
+		}
+	}},
 	{"EmptyBatchWritesNothing", func(t *testing.T, s store.Store) {
 		empties := []store.Batch{{}, store.Events(), {Events: []events.Event{}, Guards: []store.Guard{}}}
 		for i, b := range empties {
