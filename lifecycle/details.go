@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 )
 
 // StepDetails is a step's step_details: a message_creation object or a
@@ -53,8 +54,8 @@ func (d StepDetails) validate(stepType Type) error {
 		if d.MessageCreation == nil {
 			return invalid("step_details.message_creation", "", "missing")
 		}
-		if d.MessageCreation.MessageID == "" {
-			return invalid("step_details.message_creation.message_id", "", "empty")
+		if err := validateID("step_details.message_creation.message_id", d.MessageCreation.MessageID); err != nil {
+			return err
 		}
 		if d.ToolCalls != nil {
 			return invalid("step_details.tool_calls", "", "set on message_creation details")
@@ -315,10 +316,11 @@ func (tc ToolCall) clone() ToolCall {
 }
 
 // validate checks one tool call; the error's Field is relative to the
-// call, starting with "." (or empty for the call itself).
+// call, starting with "." (or empty for the call itself). Every string the
+// call carries must be valid UTF-8.
 func (tc *ToolCall) validate() *ValidationError {
-	if tc.ID == "" {
-		return invalid(".id", "", "empty")
+	if err := validateID(".id", tc.ID); err != nil {
+		return err
 	}
 	set := 0
 	for _, p := range []bool{tc.Function != nil, tc.CodeInterpreter != nil, tc.FileSearch != nil} {
@@ -332,19 +334,6 @@ func (tc *ToolCall) validate() *ValidationError {
 		member = tc.Function != nil
 	case ToolCallCodeInterpreter:
 		member = tc.CodeInterpreter != nil
-		if member {
-			for i, o := range tc.CodeInterpreter.Outputs {
-				f := fmt.Sprintf(".code_interpreter.outputs[%d]", i)
-				switch {
-				case o.Type == CodeOutputLogs && o.Image == nil:
-				case o.Type == CodeOutputImage && o.Image != nil && o.Logs == "":
-				case o.Type != CodeOutputLogs && o.Type != CodeOutputImage:
-					return invalid(f+".type", string(o.Type), "unknown output type: want logs or image")
-				default:
-					return invalid(f, "", "members do not match type %q", o.Type)
-				}
-			}
-		}
 	case ToolCallFileSearch:
 		member = tc.FileSearch != nil
 	default:
@@ -352,6 +341,93 @@ func (tc *ToolCall) validate() *ValidationError {
 	}
 	if !member || set != 1 {
 		return invalid("", "", "a %s call must carry exactly its %s member", tc.Type, tc.Type)
+	}
+	switch {
+	case tc.Function != nil:
+		return tc.Function.validate()
+	case tc.CodeInterpreter != nil:
+		return tc.CodeInterpreter.validate()
+	default:
+		return tc.FileSearch.validate()
+	}
+}
+
+// The validate methods below return an error whose Field is relative to
+// the tool call, as ToolCall.validate does. Paths with an index are built
+// only for an error: Apply validates every call's details on the hot path.
+
+func (f *FunctionCall) validate() *ValidationError {
+	switch {
+	case !utf8.ValidString(f.Name):
+		return invalid(".function.name", "", notUTF8)
+	case !utf8.ValidString(f.Arguments):
+		return invalid(".function.arguments", "", notUTF8)
+	case f.Output != nil && !utf8.ValidString(*f.Output):
+		return invalid(".function.output", "", notUTF8)
+	}
+	return nil
+}
+
+func (c *CodeInterpreterCall) validate() *ValidationError {
+	if !utf8.ValidString(c.Input) {
+		return invalid(".code_interpreter.input", "", notUTF8)
+	}
+	for i := range c.Outputs {
+		if err := c.Outputs[i].validate(); err != nil {
+			err.Field = fmt.Sprintf(".code_interpreter.outputs[%d]%s", i, err.Field)
+			return err
+		}
+	}
+	return nil
+}
+
+// validate checks one output; the error's Field is relative to it.
+func (o *CodeOutput) validate() *ValidationError {
+	switch {
+	case o.Type == CodeOutputLogs && o.Image == nil:
+		if !utf8.ValidString(o.Logs) {
+			return invalid(".logs", "", notUTF8)
+		}
+	case o.Type == CodeOutputImage && o.Image != nil && o.Logs == "":
+		if !utf8.ValidString(o.Image.FileID) {
+			return invalid(".image.file_id", o.Image.FileID, notUTF8)
+		}
+	case o.Type != CodeOutputLogs && o.Type != CodeOutputImage:
+		return invalid(".type", string(o.Type), "unknown output type: want logs or image")
+	default:
+		return invalid("", "", "members do not match type %q", o.Type)
+	}
+	return nil
+}
+
+func (c *FileSearchCall) validate() *ValidationError {
+	if c.RankingOptions != nil && !utf8.ValidString(c.RankingOptions.Ranker) {
+		return invalid(".file_search.ranking_options.ranker", "", notUTF8)
+	}
+	for i := range c.Results {
+		if err := c.Results[i].validate(); err != nil {
+			err.Field = fmt.Sprintf(".file_search.results[%d]%s", i, err.Field)
+			return err
+		}
+	}
+	return nil
+}
+
+// validate checks one search result; the error's Field is relative to it.
+func (r *FileSearchResult) validate() *ValidationError {
+	switch {
+	case !utf8.ValidString(r.FileID):
+		return invalid(".file_id", r.FileID, notUTF8)
+	case !utf8.ValidString(r.FileName):
+		return invalid(".file_name", "", notUTF8)
+	}
+	for i, c := range r.Content {
+		switch {
+		case !utf8.ValidString(c.Type):
+			return invalid(fmt.Sprintf(".content[%d].type", i), "", notUTF8)
+		case !utf8.ValidString(c.Text):
+			return invalid(fmt.Sprintf(".content[%d].text", i), "", notUTF8)
+		}
 	}
 	return nil
 }

@@ -164,17 +164,20 @@ func validateRunError(e LastError) error {
 	return e.validate("last_error")
 }
 
-// Validate checks every field of r: ids, the status, that the stamps fit
-// the status, last_error exactly on failure, and the metadata limits.
+// Validate checks every field of r: the ids are set, the status, that the
+// stamps fit the status, last_error exactly on failure, and the metadata
+// limits. Like [Step.Validate], it refuses invalid UTF-8 in every string r
+// carries (ids, last_error's message, metadata keys and values). It
+// returns a [*ValidationError] naming the first bad field.
 func (r *Run) Validate() error {
-	switch {
-	case r.ID == "":
-		return invalid("id", "", "empty")
-	case r.ThreadID == "":
-		return invalid("thread_id", "", "empty")
-	case r.AssistantID == "":
-		return invalid("assistant_id", "", "empty")
-	case !r.Status.Valid():
+	for _, id := range [...]struct{ field, value string }{
+		{"id", r.ID}, {"thread_id", r.ThreadID}, {"assistant_id", r.AssistantID},
+	} {
+		if err := validateID(id.field, id.value); err != nil {
+			return err
+		}
+	}
+	if !r.Status.Valid() {
 		return invalid("status", string(r.Status), "unknown run status")
 	}
 	stamps := []struct {

@@ -60,8 +60,27 @@ type LastError struct {
 	Message string    `json:"message"`
 }
 
-// Validate checks the code and that the message is not empty. field names
-// where the error sits, for the error it returns.
+// notUTF8 is the reason for text that is not valid UTF-8. Such text is
+// refused because the JSON-backed stores would not keep it: encoding/json
+// writes U+FFFD in place of each bad byte, so what such a store reads back
+// would differ from what was committed.
+const notUTF8 = "not valid UTF-8"
+
+// validateID checks that an id is set and valid UTF-8. field names the id,
+// for the error it returns; the error shows an id, but never free text,
+// which may be long.
+func validateID(field, id string) *ValidationError {
+	if id == "" {
+		return invalid(field, "", "empty")
+	}
+	if !utf8.ValidString(id) {
+		return invalid(field, id, notUTF8)
+	}
+	return nil
+}
+
+// Validate checks the code and that the message is set and valid UTF-8.
+// field names where the error sits, for the error it returns.
 func (e LastError) validate(field string) error {
 	if !e.Code.Valid() {
 		return invalid(field+".code", string(e.Code), "unknown error code: want server_error or rate_limit_exceeded")
@@ -69,10 +88,14 @@ func (e LastError) validate(field string) error {
 	if e.Message == "" {
 		return invalid(field+".message", "", "empty message")
 	}
+	if !utf8.ValidString(e.Message) {
+		return invalid(field+".message", "", notUTF8)
+	}
 	return nil
 }
 
-// Validate reports whether e can be a failed step's last_error.
+// Validate reports whether e can be a failed step's last_error: a known
+// code and a message that is set and valid UTF-8.
 func (e LastError) Validate() error { return e.validate("last_error") }
 
 // Limits on metadata, as the API sets them.
@@ -86,24 +109,48 @@ const (
 // counted in characters (Unicode code points).
 type Metadata map[string]string
 
-// Validate checks the API's limits: at most 16 pairs, keys at most 64
-// characters, values at most 512.
+// Validate checks the API's limits (at most 16 pairs, keys at most 64
+// characters, values at most 512) and that every key and value is valid
+// UTF-8.
 func (m Metadata) Validate() error {
 	if len(m) > MaxMetadataPairs {
 		return invalid("metadata", "", "too many pairs: %d, at most %d", len(m), MaxMetadataPairs)
 	}
-	if len(m) == 0 {
-		return nil // no pairs: nothing to sort, nothing to allocate
+	for k, v := range m {
+		if validatePair(k, v) != nil {
+			return firstBadPair(m)
+		}
 	}
-	// Check the keys in order, so that the error names the same one every
-	// time.
+	return nil
+}
+
+// firstBadPair returns the error of m's first bad pair in key order, so
+// that the error names the same pair every time. Validate calls it only
+// once it knows a pair is bad: sorting allocates, and Validate runs on
+// every transition.
+func firstBadPair(m Metadata) error {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		if n := utf8.RuneCountInString(k); n > MaxMetadataKeyLen {
-			return invalid("metadata", k, "key is %d characters, at most %d", n, MaxMetadataKeyLen)
+		if err := validatePair(k, m[k]); err != nil {
+			return err
 		}
-		if n := utf8.RuneCountInString(m[k]); n > MaxMetadataValueLen {
-			return invalid("metadata."+k, "", "value is %d characters, at most %d", n, MaxMetadataValueLen)
-		}
+	}
+	return nil
+}
+
+// validatePair checks one metadata pair. The error for a key shows the key;
+// one for a value names it by its key.
+func validatePair(k, v string) *ValidationError {
+	if n := utf8.RuneCountInString(k); n > MaxMetadataKeyLen {
+		return invalid("metadata", k, "key is %d characters, at most %d", n, MaxMetadataKeyLen)
+	}
+	if !utf8.ValidString(k) {
+		return invalid("metadata", k, "key is %s", notUTF8)
+	}
+	if n := utf8.RuneCountInString(v); n > MaxMetadataValueLen {
+		return invalid("metadata."+k, "", "value is %d characters, at most %d", n, MaxMetadataValueLen)
+	}
+	if !utf8.ValidString(v) {
+		return invalid("metadata."+k, "", "value is %s", notUTF8)
 	}
 	return nil
 }
@@ -227,22 +274,20 @@ func clonePtr[T any](p *T) *T {
 	return &v
 }
 
-// Validate checks every field of s: the enums, that the details match the
-// type, that exactly the *_at field of a terminal status is set, that
-// last_error is set exactly when the step failed, and the metadata limits.
-// It returns a [*ValidationError] naming the first bad field.
+// Validate checks every field of s: the ids are set, the enums, that the
+// details match the type, that exactly the *_at field of a terminal status
+// is set, that last_error is set exactly when the step failed, and the
+// metadata limits. It refuses invalid UTF-8 in every string s carries
+// (ids, details, last_error's message, metadata keys and values): a
+// JSON-backed store would read such text back changed. It returns a
+// [*ValidationError] naming the first bad field.
 func (s *Step) Validate() error {
-	if s.ID == "" {
-		return invalid("id", "", "empty")
-	}
-	if s.RunID == "" {
-		return invalid("run_id", "", "empty")
-	}
-	if s.ThreadID == "" {
-		return invalid("thread_id", "", "empty")
-	}
-	if s.AssistantID == "" {
-		return invalid("assistant_id", "", "empty")
+	for _, id := range [...]struct{ field, value string }{
+		{"id", s.ID}, {"run_id", s.RunID}, {"thread_id", s.ThreadID}, {"assistant_id", s.AssistantID},
+	} {
+		if err := validateID(id.field, id.value); err != nil {
+			return err
+		}
 	}
 	if !s.Type.Valid() {
 		return invalid("type", string(s.Type), "unknown step type: want message_creation or tool_calls")
