@@ -80,16 +80,16 @@ func (l *eventLog) event(i int) events.Event {
 	return ev
 }
 
-// isCreated reports whether e's step is as its creation left it: version
+// isCreated reports whether b's step is as its creation left it: version
 // 1, written by a created event that tells nothing from a later copy yet.
 // (An update that keeps a step in progress is typed created too; its copy
 // is version 2 or more, and never takes another's place.)
-func (l *eventLog) isCreated(e stepEntry) bool {
-	if e.step == nil || e.step.Version != 1 {
+func (l *eventLog) isCreated(b *stepBox) bool {
+	if b == nil || b.step.Version != 1 {
 		return false
 	}
-	logged := l.at(e.logged)
-	return logged.step == e.step && logged.form == 0 && logged.typ == events.TypeStepCreated
+	logged := l.at(b.logged)
+	return logged.step == &b.step && logged.form == 0 && logged.typ == events.TypeStepCreated
 }
 
 // movesOn reports whether next, a change of created as a writer read it

@@ -19,28 +19,22 @@ import (
 
 // Store is a store.Store held in memory.
 type Store struct {
-	// mu guards every field below. The objects behind them are never
-	// changed in place: a commit stores fresh copies, so the log and the
-	// state share them (and a step's created event may be told from its
-	// later version: see log.go).
+	// mu guards every field below and what they point at. A commit
+	// stores fresh copies of the objects it writes, which the log and the
+	// state share; only a step that just ends overwrites its created copy,
+	// whose event the log then tells from it (see log.go). Readers copy
+	// out under the lock.
 	mu        sync.RWMutex
-	steps     map[string]stepEntry
-	runs      map[string]runEntry
+	steps     map[string]*stepBox
+	runs      map[string]*runEntry
 	runSteps  map[string]*btree.BTreeG[stepKey] // each run's steps, by created_at, id
 	deadlines *btree.BTreeG[deadlineKey]        // runs that can still expire, by expires_at, id
 	log       eventLog
 }
 
-// stepEntry is a stored step and where in the log the event that wrote
-// it sits.
-type stepEntry struct {
-	step   *lifecycle.Step // &box.step
-	box    *stepBox
-	logged int
-}
-
-// runEntry is a stored run and its version. A guard bumps the version
-// alone: the run, which the log may share, stays as it was committed.
+// runEntry is a stored run and its version, one per run, changed in
+// place. A guard bumps the version alone: the run, which the log may
+// share, stays as it was committed.
 type runEntry struct {
 	run     *lifecycle.Run
 	version int64
@@ -73,7 +67,8 @@ func deadlineOf(r *lifecycle.Run) (deadlineKey, bool) {
 	return deadlineKey{*r.ExpiresAt, r.ID}, true
 }
 
-// get returns a copy of the run at its version.
+// get returns a copy of the run at its version. Call it with the lock
+// held, or on a copy of the entry taken with it.
 func (e runEntry) get() lifecycle.Run {
 	run := e.run.Clone()
 	run.Version = e.version
@@ -85,8 +80,8 @@ var _ store.Store = (*Store)(nil)
 // New returns an empty store.
 func New() *Store {
 	return &Store{
-		steps:     make(map[string]stepEntry),
-		runs:      make(map[string]runEntry),
+		steps:     make(map[string]*stepBox),
+		runs:      make(map[string]*runEntry),
 		runSteps:  make(map[string]*btree.BTreeG[stepKey]),
 		deadlines: btree.NewG(32, lessDeadlines),
 	}
@@ -109,20 +104,18 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The stored steps the batch changes, looked up once: prev[i] is
-	// b.Events[i]'s (zero for a run or a new step).
-	var small [4]stepEntry
+	// b.Events[i]'s (nil for a run or a new step).
+	var small [4]*stepBox
 	prev := small[:0]
 	if len(b.Events) > len(small) {
-		prev = make([]stepEntry, 0, len(b.Events))
+		prev = make([]*stepBox, 0, len(b.Events))
 	}
 	prev, err := s.checkLocked(b.Events, b.Guards, prev)
 	if err != nil {
 		return 0, err
 	}
 	for _, g := range b.Guards {
-		e := s.runs[g.RunID]
-		e.version++
-		s.runs[g.RunID] = e
+		s.runs[g.RunID].version++
 	}
 	// Copy in: the stored objects are the store's alone. A step that only
 	// moves on from in progress takes the place of its old copy (see
@@ -176,24 +169,27 @@ func validate(i int, ev events.Event) error {
 // takesPlace reports whether step, a change of prev as a writer read it,
 // only moves prev on from its created form: then its copy takes prev's
 // place, and the log tells the created event from it.
-func (s *Store) takesPlace(prev stepEntry, step *lifecycle.Step) bool {
-	return s.log.isCreated(prev) && movesOn(prev.step, step)
+func (s *Store) takesPlace(prev *stepBox, step *lifecycle.Step) bool {
+	return s.log.isCreated(prev) && movesOn(&prev.step, step)
 }
 
-// putStepLocked stores a copy of step, a change of prev (zero for a new
+// putStepLocked stores a copy of step, a change of prev (nil for a new
 // step), whose event is about to be appended to the log, and returns the
 // copy. A copy that does not take prev's place goes to the first of boxes.
-func (s *Store) putStepLocked(step *lifecycle.Step, prev stepEntry, boxes *[]stepBox) *lifecycle.Step {
-	var box *stepBox
-	if s.takesPlace(prev, step) {
-		s.log.at(prev.logged).form = formOf(prev.step)
-		box = prev.box
-	}
-	if box == nil {
+func (s *Store) putStepLocked(step *lifecycle.Step, prev *stepBox, boxes *[]stepBox) *lifecycle.Step {
+	box := prev
+	inPlace := s.takesPlace(prev, step)
+	if inPlace {
+		s.log.at(prev.logged).form = formOf(&prev.step)
+	} else {
 		box, *boxes = &(*boxes)[0], (*boxes)[1:]
 	}
 	c := box.copy(step)
 	c.Version++
+	box.logged = s.log.len()
+	if !inPlace {
+		s.steps[c.ID] = box
+	}
 	if c.Version == 1 {
 		index, ok := s.runSteps[c.RunID]
 		if !ok {
@@ -202,26 +198,32 @@ func (s *Store) putStepLocked(step *lifecycle.Step, prev stepEntry, boxes *[]ste
 		}
 		index.ReplaceOrInsert(stepKey{c.CreatedAt, c.ID})
 	}
-	s.steps[c.ID] = stepEntry{c, box, s.log.len()}
 	return c
 }
 
 func (s *Store) putRunLocked(run *lifecycle.Run) {
-	if k, ok := deadlineOf(s.runs[run.ID].run); ok {
+	e, ok := s.runs[run.ID]
+	if !ok {
+		e = new(runEntry)
+		s.runs[run.ID] = e
+	}
+	if k, ok := deadlineOf(e.run); ok {
 		s.deadlines.Delete(k)
 	}
 	if k, ok := deadlineOf(run); ok {
 		s.deadlines.ReplaceOrInsert(k)
 	}
-	s.runs[run.ID] = runEntry{run, run.Version}
+	e.run, e.version = run, run.Version
 }
 
-// stepBox is a stored step and its stamp, in one piece of memory: a valid
-// step has one stamp at most, the *_at of its terminal status. (Any other
-// stamps are copied on their own.)
+// stepBox is a stored step and its stamp, in one piece of memory, and
+// where in the log the event that wrote it sits. A valid step has one
+// stamp at most, the *_at of its terminal status. (Any other stamps are
+// copied on their own.)
 type stepBox struct {
-	step  lifecycle.Step
-	stamp int64
+	step   lifecycle.Step
+	stamp  int64
+	logged int
 }
 
 // copy fills b with a deep copy of step and returns the copy.
@@ -286,12 +288,12 @@ func copyStamps(block []int64, stamps ...stamp) {
 // checkLocked verifies every version of a batch before any of it is
 // written, so a batch is stored whole or not at all. It appends to prev
 // the stored entry of each event's step (zero for a run or a new step).
-func (s *Store) checkLocked(batch []events.Event, guards []store.Guard, prev []stepEntry) ([]stepEntry, error) {
+func (s *Store) checkLocked(batch []events.Event, guards []store.Guard, prev []*stepBox) ([]*stepBox, error) {
 	if err := checkDistinct(batch, guards); err != nil {
 		return nil, err
 	}
 	for _, ev := range batch {
-		var e stepEntry
+		var e *stepBox
 		if ev.Step != nil {
 			var err error
 			if e, err = s.checkStepLocked(ev.Step); err != nil {
@@ -385,16 +387,15 @@ func checkDistinctSmall(batch []events.Event, guards []store.Guard) error {
 	return nil
 }
 
-// checkStepLocked checks a step's version and returns its stored entry
-// (zero if it is new).
-func (s *Store) checkStepLocked(step *lifecycle.Step) (stepEntry, error) {
+// checkStepLocked checks a step's version and returns its stored box
+// (nil if it is new).
+func (s *Store) checkStepLocked(step *lifecycle.Step) (*stepBox, error) {
 	e, exists := s.steps[step.ID]
-	cur := e.step
-	if err := checkVersion("step", step.ID, step.Version, exists, func() int64 { return cur.Version }); err != nil {
-		return stepEntry{}, err
+	if err := checkVersion("step", step.ID, step.Version, exists, func() int64 { return e.step.Version }); err != nil {
+		return nil, err
 	}
-	if exists && (cur.RunID != step.RunID || cur.CreatedAt != step.CreatedAt) {
-		return stepEntry{}, fmt.Errorf("memory: update step %s: %w: run_id and created_at never change", step.ID, store.ErrInvalid)
+	if exists && (e.step.RunID != step.RunID || e.step.CreatedAt != step.CreatedAt) {
+		return nil, fmt.Errorf("memory: update step %s: %w: run_id and created_at never change", step.ID, store.ErrInvalid)
 	}
 	return e, nil
 }
@@ -449,7 +450,7 @@ func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step
 	var deadline store.RunDeadline
 	if ok {
 		step = e.step.Clone() // under the lock: a step moving on is copied in place
-		if k, armed := deadlineOf(s.runs[step.RunID].run); armed {
+		if k, armed := deadlineOf(s.runLocked(step.RunID)); armed {
 			deadline = store.RunDeadline{At: k.at, Armed: true}
 		}
 	}
@@ -572,7 +573,11 @@ func (s *Store) GetRun(ctx context.Context, id string) (lifecycle.Run, error) {
 		return lifecycle.Run{}, err
 	}
 	s.mu.RLock()
-	e, ok := s.runs[id]
+	var e runEntry
+	p, ok := s.runs[id]
+	if ok {
+		e = *p // the run it points at never changes; the entry does
+	}
 	s.mu.RUnlock()
 	if !ok {
 		return lifecycle.Run{}, fmt.Errorf("memory: get run %s: %w", id, store.ErrNotFound)
@@ -629,6 +634,14 @@ func (s *Store) NextDeadline(ctx context.Context) (int64, bool, error) {
 	defer s.mu.RUnlock()
 	k, ok := s.deadlines.Min()
 	return k.at, ok, nil
+}
+
+// runLocked returns the stored run with the given id, or nil.
+func (s *Store) runLocked(id string) *lifecycle.Run {
+	if e := s.runs[id]; e != nil {
+		return e.run
+	}
+	return nil
 }
 
 // Close implements store.Store; a memory store holds nothing to release.
