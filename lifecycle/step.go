@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"unicode/utf8"
@@ -70,13 +71,18 @@ const notUTF8 = "not valid UTF-8"
 // for the error it returns; the error shows an id, but never free text,
 // which may be long.
 func validateID(field, id string) *ValidationError {
+	if id != "" && utf8.ValidString(id) {
+		return nil
+	}
+	return badID(field, id)
+}
+
+// badID is validateID's error, apart so that validateID inlines.
+func badID(field, id string) *ValidationError {
 	if id == "" {
 		return invalid(field, "", "empty")
 	}
-	if !utf8.ValidString(id) {
-		return invalid(field, id, notUTF8)
-	}
-	return nil
+	return invalid(field, id, notUTF8)
 }
 
 // Validate checks the code and that the message is set and valid UTF-8.
@@ -115,6 +121,9 @@ type Metadata map[string]string
 func (m Metadata) Validate() error {
 	if len(m) > MaxMetadataPairs {
 		return invalid("metadata", "", "too many pairs: %d, at most %d", len(m), MaxMetadataPairs)
+	}
+	if len(m) == 0 {
+		return nil // most steps have none: skip starting an iteration
 	}
 	for k, v := range m {
 		if validatePair(k, v) != nil {
@@ -282,12 +291,9 @@ func clonePtr[T any](p *T) *T {
 // JSON-backed store would read such text back changed. It returns a
 // [*ValidationError] naming the first bad field.
 func (s *Step) Validate() error {
-	for _, id := range [...]struct{ field, value string }{
-		{"id", s.ID}, {"run_id", s.RunID}, {"thread_id", s.ThreadID}, {"assistant_id", s.AssistantID},
-	} {
-		if err := validateID(id.field, id.value); err != nil {
-			return err
-		}
+	if err := cmp.Or(validateID("id", s.ID), validateID("run_id", s.RunID),
+		validateID("thread_id", s.ThreadID), validateID("assistant_id", s.AssistantID)); err != nil {
+		return err
 	}
 	if !s.Type.Valid() {
 		return invalid("type", string(s.Type), "unknown step type: want message_creation or tool_calls")
@@ -298,12 +304,12 @@ func (s *Step) Validate() error {
 	if err := s.Details.validate(s.Type); err != nil {
 		return err
 	}
-	for _, f := range s.stamps() {
-		if (f.ptr != nil) != (f.status == s.Status) {
-			if f.ptr == nil {
-				return invalid(f.name, "", "null on a %s step", s.Status)
+	for i, ptr := range [...]*int64{s.CompletedAt, s.FailedAt, s.CancelledAt, s.ExpiredAt} {
+		if (ptr != nil) != (stepStamps[i].status == s.Status) {
+			if ptr == nil {
+				return invalid(stepStamps[i].name, "", "null on a %s step", s.Status)
 			}
-			return invalid(f.name, "", "set on a %s step", s.Status)
+			return invalid(stepStamps[i].name, "", "set on a %s step", s.Status)
 		}
 	}
 	if s.Status == StatusFailed {
@@ -324,18 +330,14 @@ func (s *Step) Validate() error {
 	return s.Metadata.Validate()
 }
 
-type stamp struct {
+// stepStamps pairs each terminal status with the field that records its
+// time, in the order of the fields Validate checks.
+var stepStamps = [...]struct {
 	name   string
 	status Status
-	ptr    *int64
-}
-
-// stamps pairs each terminal status with the field that records its time.
-func (s *Step) stamps() [4]stamp {
-	return [4]stamp{
-		{"completed_at", StatusCompleted, s.CompletedAt},
-		{"failed_at", StatusFailed, s.FailedAt},
-		{"cancelled_at", StatusCancelled, s.CancelledAt},
-		{"expired_at", StatusExpired, s.ExpiredAt},
-	}
+}{
+	{"completed_at", StatusCompleted},
+	{"failed_at", StatusFailed},
+	{"cancelled_at", StatusCancelled},
+	{"expired_at", StatusExpired},
 }
