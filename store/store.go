@@ -29,6 +29,11 @@ var (
 	// ErrInvalid is a write or query the store cannot take as given, such
 	// as an event without data.
 	ErrInvalid = errors.New("store: invalid request")
+	// ErrOutcomeUnknown is a Commit that may or may not have been stored:
+	// the store lost its connection to the database while the commit was
+	// under way, with no answer on the commit itself. Reading the objects
+	// back tells which; the engine does that itself.
+	ErrOutcomeUnknown = errors.New("store: commit outcome unknown")
 )
 
 // Store keeps steps, runs and the log of events that made them.
@@ -58,7 +63,9 @@ type Store interface {
 	// ErrAlreadyExists if an object with version 0 exists; ErrNotFound if
 	// an object with a version above 0, or a guarded run, does not; and
 	// ErrConflict if an object's or guarded run's version is not the one
-	// given.
+	// given. A store that cannot tell whether the batch was stored returns
+	// an error wrapping ErrOutcomeUnknown; the batch is then stored whole
+	// or not at all, as ever.
 	Commit(ctx context.Context, b Batch) (first int64, err error)
 
 	// GetStep returns the step with the given id. Returns ErrNotFound if

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/runstep/runstep/store"
 )
 
 // Migrations are the files migrations/NNN_name.sql, applied in order,
@@ -280,7 +282,8 @@ var (
 	// ErrClosed is a call on a closed Store.
 	ErrClosed = errors.New("postgres: store closed")
 	// ErrOutcomeUnknown is a Commit whose connection broke while COMMIT
-	// was on the wire: the server may or may not have stored it. Read the
-	// objects back to find out.
-	ErrOutcomeUnknown = errors.New("postgres: connection lost during COMMIT; the commit may or may not be stored")
+	// was on the wire: the server may or may not have stored it. It wraps
+	// store.ErrOutcomeUnknown; the engine reads the objects back to find
+	// out.
+	ErrOutcomeUnknown = fmt.Errorf("postgres: connection lost during COMMIT; the commit may or may not be stored: %w", store.ErrOutcomeUnknown)
 )
