@@ -6,6 +6,12 @@
 // The engine is the only part of runstep that reads a clock, and it reads
 // only the one it is given (WithClock): tests pass a *clock.Mock and move
 // it.
+//
+// If a store loses the answer to a commit (store.ErrOutcomeUnknown, as
+// when a PostgreSQL connection breaks during COMMIT), the engine reads the
+// object back: stored, the call succeeds; not stored, it commits again.
+// Only when another writer has changed the object since does the call
+// fail, with an error that wraps store.ErrOutcomeUnknown.
 package engine
 
 import (
@@ -253,7 +259,10 @@ const maxAttempts = 8
 // result with its event. Every transition returns a
 // *lifecycle.TransitionError if the machine refuses the trigger, a
 // *lifecycle.ValidationError for bad input, store.ErrNotFound for an
-// unknown id, and store.ErrConflict if other writers kept winning.
+// unknown id, and store.ErrConflict if other writers kept winning. If the
+// store lost the answer to the commit and reading the step back cannot
+// tell whether it was stored (another writer changed it since), the
+// error wraps store.ErrOutcomeUnknown.
 func (e *Engine) transition(ctx context.Context, id string, c lifecycle.Change) (lifecycle.Step, error) {
 	var err error
 	for range maxAttempts {
