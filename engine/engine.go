@@ -7,18 +7,16 @@
 // only the one it is given (WithClock): tests pass a *clock.Mock and move
 // it.
 //
-// If a store loses the answer to a commit (store.ErrOutcomeUnknown, as
-// when a PostgreSQL connection breaks during COMMIT), the engine reads the
-// object back: stored, the call succeeds; not stored, it commits again.
-// Only when another writer has changed the object since does the call
-// fail, with an error that wraps store.ErrOutcomeUnknown.
+// A call whose commit the store could not learn the outcome of (as when a
+// PostgreSQL connection breaks during COMMIT) fails with an error that
+// wraps store.ErrOutcomeUnknown, and is not retried: the change may be
+// stored, and reading it back cannot tell it from the same change made by
+// another writer.
 package engine
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -259,10 +257,7 @@ const maxAttempts = 8
 // result with its event. Every transition returns a
 // *lifecycle.TransitionError if the machine refuses the trigger, a
 // *lifecycle.ValidationError for bad input, store.ErrNotFound for an
-// unknown id, and store.ErrConflict if other writers kept winning. If the
-// store lost the answer to the commit and reading the step back cannot
-// tell whether it was stored (another writer changed it since), the
-// error wraps store.ErrOutcomeUnknown.
+// unknown id, and store.ErrConflict if other writers kept winning.
 func (e *Engine) transition(ctx context.Context, id string, c lifecycle.Change) (lifecycle.Step, error) {
 	var err error
 	for range maxAttempts {
@@ -337,24 +332,10 @@ func (e *Engine) GetStep(ctx context.Context, id string) (lifecycle.Step, error)
 }
 
 // commit writes b and wakes the subscribers, and the deadline loop if a
-// run changed. A commit whose outcome the store could not learn
-// (store.ErrOutcomeUnknown) is read back: stored, it succeeded; not
-// stored, it is made again.
+// run changed.
 func (e *Engine) commit(ctx context.Context, b store.Batch) error {
-	for attempt := 1; ; attempt++ {
-		_, err := e.store.Commit(ctx, b)
-		if errors.Is(err, store.ErrOutcomeUnknown) && attempt < maxAttempts {
-			switch e.storedOutcome(ctx, b) {
-			case stored:
-				err = nil
-			case notStored:
-				continue
-			}
-		}
-		if err != nil {
-			return err
-		}
-		break
+	if _, err := e.store.Commit(ctx, b); err != nil {
+		return err
 	}
 	e.changed.notify()
 	for _, ev := range b.Events {
@@ -364,64 +345,4 @@ func (e *Engine) commit(ctx context.Context, b store.Batch) error {
 		}
 	}
 	return nil
-}
-
-// outcome is what reading a batch back tells of its commit.
-type outcome int
-
-const (
-	unknown   outcome = iota
-	stored            // the batch is stored, as written
-	notStored         // nothing of the batch is stored
-)
-
-// storedOutcome reads back the first object of b, whose commit ended
-// with an unknown outcome. A batch is stored whole or not at all, so one
-// object tells: at the version b read, b is not stored; at the next
-// version, as b wrote it, b is stored, and written otherwise, another
-// writer took that version, so b is not. Anything else, or a read that
-// fails, leaves the outcome unknown.
-func (e *Engine) storedOutcome(ctx context.Context, b store.Batch) outcome {
-	if len(b.Events) == 0 {
-		return unknown
-	}
-	ev := b.Events[0]
-	var read, version int64
-	var want, got any
-	var err error
-	switch {
-	case ev.Step != nil:
-		read, want = ev.Step.Version, ev.Step
-		var step lifecycle.Step
-		step, err = e.store.GetStep(ctx, ev.Step.ID)
-		version, got = step.Version, &step
-	case ev.Run != nil:
-		read, want = ev.Run.Version, ev.Run
-		var run lifecycle.Run
-		run, err = e.store.GetRun(ctx, ev.Run.ID)
-		version, got = run.Version, &run
-	}
-	switch {
-	case errors.Is(err, store.ErrNotFound) && read == 0:
-		return notStored
-	case err != nil:
-		return unknown
-	case version == read:
-		return notStored
-	case version != read+1:
-		return unknown
-	case sameJSON(want, got):
-		return stored
-	default:
-		return notStored
-	}
-}
-
-// sameJSON reports whether the object written and the one read back
-// have one JSON form: the API's form, which the stores keep, and which
-// leaves out the version.
-func sameJSON(written, read any) bool {
-	a, errA := json.Marshal(written)
-	b, errB := json.Marshal(read)
-	return errA == nil && errB == nil && bytes.Equal(a, b)
 }

@@ -31,8 +31,9 @@ var (
 	ErrInvalid = errors.New("store: invalid request")
 	// ErrOutcomeUnknown is a Commit that may or may not have been stored:
 	// the store lost its connection to the database while the commit was
-	// under way, with no answer on the commit itself. Reading the objects
-	// back tells which; the engine does that itself.
+	// under way, with no answer on the commit itself. The batch is stored
+	// whole or not at all, but which one the caller cannot tell from the
+	// objects alone: another writer may have made the same change.
 	ErrOutcomeUnknown = errors.New("store: commit outcome unknown")
 )
 
@@ -64,8 +65,7 @@ type Store interface {
 	// an object with a version above 0, or a guarded run, does not; and
 	// ErrConflict if an object's or guarded run's version is not the one
 	// given. A store that cannot tell whether the batch was stored returns
-	// an error wrapping ErrOutcomeUnknown; the batch is then stored whole
-	// or not at all, as ever.
+	// an error wrapping ErrOutcomeUnknown.
 	Commit(ctx context.Context, b Batch) (first int64, err error)
 
 	// GetStep returns the step with the given id. Returns ErrNotFound if

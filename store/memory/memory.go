@@ -287,7 +287,7 @@ func copyStamps(block []int64, stamps ...stamp) {
 
 // checkLocked verifies every version of a batch before any of it is
 // written, so a batch is stored whole or not at all. It appends to prev
-// the stored entry of each event's step (zero for a run or a new step).
+// the stored box of each event's step (nil for a run or a new step).
 func (s *Store) checkLocked(batch []events.Event, guards []store.Guard, prev []*stepBox) ([]*stepBox, error) {
 	if err := checkDistinct(batch, guards); err != nil {
 		return nil, err

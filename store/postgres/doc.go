@@ -120,9 +120,8 @@
 // rolls the transaction back: nothing half committed, and the commit
 // returns an error. Only if it breaks with no answer from the server on
 // the commit itself is the outcome unknown: the error wraps
-// ErrOutcomeUnknown (and store.ErrOutcomeUnknown), and the engine reads
-// the batch's first object back to learn whether it was stored. The listener reconnects; pgxpool replaces pooled
-// connections.
+// ErrOutcomeUnknown, and store.ErrOutcomeUnknown. The listener
+// reconnects; pgxpool replaces pooled connections.
 //
 // # Other PostgreSQL-compatible databases
 //

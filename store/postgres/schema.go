@@ -283,7 +283,6 @@ var (
 	ErrClosed = errors.New("postgres: store closed")
 	// ErrOutcomeUnknown is a Commit whose connection broke while COMMIT
 	// was on the wire: the server may or may not have stored it. It wraps
-	// store.ErrOutcomeUnknown; the engine reads the objects back to find
-	// out.
+	// store.ErrOutcomeUnknown.
 	ErrOutcomeUnknown = fmt.Errorf("postgres: connection lost during COMMIT; the commit may or may not be stored: %w", store.ErrOutcomeUnknown)
 )
