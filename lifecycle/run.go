@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"time"
@@ -170,12 +171,9 @@ func validateRunError(e LastError) error {
 // carries (ids, last_error's message, metadata keys and values). It
 // returns a [*ValidationError] naming the first bad field.
 func (r *Run) Validate() error {
-	for _, id := range [...]struct{ field, value string }{
-		{"id", r.ID}, {"thread_id", r.ThreadID}, {"assistant_id", r.AssistantID},
-	} {
-		if err := validateID(id.field, id.value); err != nil {
-			return err
-		}
+	if err := cmp.Or(validateID("id", r.ID), validateID("thread_id", r.ThreadID),
+		validateID("assistant_id", r.AssistantID)); err != nil {
+		return err
 	}
 	if !r.Status.Valid() {
 		return invalid("status", string(r.Status), "unknown run status")
