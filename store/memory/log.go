@@ -1,43 +1,20 @@
 package memory
 
 import (
-	"maps"
-
 	"github.com/runstep/runstep/events"
 	"github.com/runstep/runstep/lifecycle"
 )
 
-// The log holds every event ever committed, so it is most of a memory
-// store's size; and on a machine where a fresh page of memory costs
-// microseconds, size is time. Most steps are created in progress and then
-// only end: the step as it ended then takes the place of its in-progress
-// copy, and the created event is told from it, halving what a step keeps
-// and what its end allocates.
-
 // entry is one event of the log; its seq is its place in the log plus one.
+// Every entry has a box of its own, but for a step's first version that
+// moved on (see stepBox.moveOn): the created event and the one that moved
+// it on share the box, and the created event is told from it.
 type entry struct {
 	typ  events.Type
 	at   int64
-	step *lifecycle.Step
+	step *stepBox
 	run  *lifecycle.Run
-	// form, if not zero, says that step is the version after the event's
-	// own (it took that one's place), and how the event's is told from it.
-	form createdForm
 }
-
-// createdForm says how a step's created event is told from the version
-// that ended it.
-type createdForm uint8
-
-const (
-	// fromLater: the event's step is the later step in progress: no
-	// stamps, no error, no usage, the version before.
-	fromLater createdForm = 1 << iota
-	// callsNil and callsEmpty: the event's details had no tool calls,
-	// null or empty.
-	callsNil
-	callsEmpty
-)
 
 // chunkSize is how many events one chunk of the log holds.
 const chunkSize = 4096
@@ -70,65 +47,14 @@ func (l *eventLog) event(i int) events.Event {
 	case e.run != nil:
 		run := e.run.Clone()
 		ev.Run = &run
-	case e.form != 0:
-		step := e.form.of(e.step)
+	case e.typ == events.TypeStepCreated && e.step.flags&movedOn != 0:
+		// The box's other event, the one that moved it on, is never a
+		// created event (see Store.takesPlace).
+		step := e.step.created()
 		ev.Step = &step
 	default:
-		step := e.step.Clone()
+		step := e.step.get()
 		ev.Step = &step
 	}
 	return ev
-}
-
-// isCreated reports whether b's step is as its creation left it: version
-// 1, written by a created event that tells nothing from a later copy yet.
-// (An update that keeps a step in progress is typed created too; its copy
-// is version 2 or more, and never takes another's place.)
-func (l *eventLog) isCreated(b *stepBox) bool {
-	if b == nil || b.step.Version != 1 {
-		return false
-	}
-	logged := l.at(b.logged)
-	return logged.step == &b.step && logged.form == 0 && logged.typ == events.TypeStepCreated
-}
-
-// movesOn reports whether next, a change of created as a writer read it
-// (its Version is created's), only moves created on from in progress, so
-// that created can be told from next: it is next in progress, with no
-// stamps, error or usage, and no tool calls.
-func movesOn(created, next *lifecycle.Step) bool {
-	c, n := created, next
-	return c.Status == lifecycle.StatusInProgress && c.Version == n.Version &&
-		c.ExpiredAt == nil && c.CancelledAt == nil && c.FailedAt == nil && c.CompletedAt == nil &&
-		c.LastError == nil && c.Usage == nil &&
-		c.ID == n.ID && c.CreatedAt == n.CreatedAt && c.AssistantID == n.AssistantID &&
-		c.ThreadID == n.ThreadID && c.RunID == n.RunID && c.Type == n.Type &&
-		(c.Metadata == nil) == (n.Metadata == nil) && maps.Equal(c.Metadata, n.Metadata) &&
-		c.Details.Type == n.Details.Type && len(c.Details.ToolCalls) == 0 &&
-		(c.Details.MessageCreation == nil) == (n.Details.MessageCreation == nil) &&
-		(c.Details.MessageCreation == nil || *c.Details.MessageCreation == *n.Details.MessageCreation)
-}
-
-// formOf returns the form that tells created, a step movesOn
-// accepted, from its next copy.
-func formOf(created *lifecycle.Step) createdForm {
-	if created.Details.ToolCalls == nil {
-		return fromLater | callsNil
-	}
-	return fromLater | callsEmpty
-}
-
-// of returns a copy of the step the form tells from next.
-func (f createdForm) of(next *lifecycle.Step) lifecycle.Step {
-	s := next.Clone()
-	s.Status = lifecycle.StatusInProgress
-	s.ExpiredAt, s.CancelledAt, s.FailedAt, s.CompletedAt = nil, nil, nil, nil
-	s.LastError, s.Usage = nil, nil
-	s.Version--
-	if f&callsNil != 0 {
-		s.Details.ToolCalls = nil
-	} else {
-		s.Details.ToolCalls = []lifecycle.ToolCall{}
-	}
-	return s
 }

@@ -73,8 +73,8 @@ func TestCreatedEventToldFromLaterVersion(t *testing.T) {
 			}, log)
 			require.Equal(t, created, before, "a step read before it moved on stays as it was read")
 			e := s.log.at(0)
-			require.Equal(t, tc.told, e.form != 0, "created event told from the ended step")
-			require.Equal(t, tc.told, e.step == &s.steps[created.ID].step, "the ended step took the in-progress copy's place")
+			require.Equal(t, tc.told, e.step.flags&movedOn != 0, "created event told from the ended step")
+			require.Equal(t, tc.told, e.step == s.steps.get(created.ID), "the ended step took the in-progress copy's place")
 		})
 	}
 }

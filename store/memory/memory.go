@@ -4,7 +4,6 @@
 package memory
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -22,22 +21,29 @@ type Store struct {
 	// mu guards every field below and what they point at. A commit
 	// stores fresh copies of the objects it writes, which the log and the
 	// state share; only a step that just ends overwrites its created copy,
-	// whose event the log then tells from it (see log.go). Readers copy
+	// whose event the log then tells from it (see box.go). Readers copy
 	// out under the lock.
 	mu        sync.RWMutex
-	steps     map[string]*stepBox
+	steps     stepIndex
 	runs      map[string]*runEntry
-	runSteps  map[string]*btree.BTreeG[stepKey] // each run's steps, by created_at, id
-	deadlines *btree.BTreeG[deadlineKey]        // runs that can still expire, by expires_at, id
+	deadlines *btree.BTreeG[deadlineKey] // runs that can still expire, by expires_at, id
 	log       eventLog
+	// nodes is the free list every run's index of steps takes its nodes
+	// from: one per index, as btree.NewG would make, cost a run as much
+	// as its first steps.
+	nodes *btree.FreeListG[stepKey]
 }
 
-// runEntry is a stored run and its version, one per run, changed in
-// place. A guard bumps the version alone: the run, which the log may
-// share, stays as it was committed.
+// runEntry is a stored run and its version, and its steps, one per run id,
+// changed in place. A guard bumps the version alone: the run, which the
+// log may share, stays as it was committed. A step may be stored before
+// its run: its entry then holds no run yet.
 type runEntry struct {
-	run     *lifecycle.Run
+	id      string
+	run     *lifecycle.Run // nil until the run is committed
 	version int64
+	steps   *btree.BTreeG[stepKey] // by created_at, id; nil until the first step
+	parent  *parent                // what the latest new step named, for the next to share
 }
 
 type stepKey struct {
@@ -46,7 +52,10 @@ type stepKey struct {
 }
 
 func lessKeys(a, b stepKey) bool {
-	return cmp.Or(cmp.Compare(a.createdAt, b.createdAt), cmp.Compare(a.id, b.id)) < 0
+	if a.createdAt != b.createdAt { // ids compared only when they decide
+		return a.createdAt < b.createdAt
+	}
+	return a.id < b.id
 }
 
 type deadlineKey struct {
@@ -55,7 +64,10 @@ type deadlineKey struct {
 }
 
 func lessDeadlines(a, b deadlineKey) bool {
-	return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.runID, b.runID)) < 0
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.runID < b.runID
 }
 
 // deadlineOf returns the key a run is armed under, and false if the run
@@ -78,12 +90,16 @@ func (e runEntry) get() lifecycle.Run {
 var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
-func New() *Store {
+func New() *Store { return newStore(nil) }
+
+// newStore returns an empty store whose step index hashes ids with hash
+// (nil for the default), so that tests can make every id collide.
+func newStore(hash func(string) uint64) *Store {
 	return &Store{
-		steps:     make(map[string]*stepBox),
+		steps:     newStepIndex(hash),
 		runs:      make(map[string]*runEntry),
-		runSteps:  make(map[string]*btree.BTreeG[stepKey]),
 		deadlines: btree.NewG(32, lessDeadlines),
+		nodes:     btree.NewFreeListG[stepKey](btree.DefaultFreeListSize),
 	}
 }
 
@@ -119,14 +135,14 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 	}
 	// Copy in: the stored objects are the store's alone. A step that only
 	// moves on from in progress takes the place of its old copy (see
-	// log.go); the other copies are allocated together: a cascade of
+	// box.go); the other copies are allocated together: a cascade of
 	// thousands of steps makes one allocation, not thousands.
 	nBoxes, nRuns := 0, 0
 	for i, ev := range b.Events {
 		switch {
 		case ev.Run != nil:
 			nRuns++
-		case !s.takesPlace(prev[i], ev.Step):
+		case !takesPlace(ev.Type, prev[i], ev.Step):
 			nBoxes++
 		}
 	}
@@ -136,7 +152,7 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 	for i, ev := range b.Events {
 		e := entry{typ: ev.Type, at: ev.At}
 		if ev.Step != nil {
-			e.step = s.putStepLocked(ev.Step, prev[i], &stepBoxes)
+			e.step = s.putStepLocked(ev.Type, ev.Step, prev[i], &stepBoxes)
 		} else {
 			e.run = runBoxes[0].copy(ev.Run)
 			runBoxes = runBoxes[1:]
@@ -158,6 +174,9 @@ func validate(i int, ev events.Event) error {
 		if err := ev.Step.Validate(); err != nil {
 			return fmt.Errorf("memory: commit step %s: %w: %w", ev.Step.ID, store.ErrInvalid, err)
 		}
+		if _, _, ok := codes(ev.Step); !ok { // never so for a valid step
+			return fmt.Errorf("memory: commit step %s: %w: type %q or status %q not storable", ev.Step.ID, store.ErrInvalid, ev.Step.Type, ev.Step.Status)
+		}
 	default:
 		if err := ev.Run.Validate(); err != nil {
 			return fmt.Errorf("memory: commit run %s: %w: %w", ev.Run.ID, store.ErrInvalid, err)
@@ -167,46 +186,76 @@ func validate(i int, ev events.Event) error {
 }
 
 // takesPlace reports whether step, a change of prev as a writer read it,
-// only moves prev on from its created form: then its copy takes prev's
-// place, and the log tells the created event from it.
-func (s *Store) takesPlace(prev *stepBox, step *lifecycle.Step) bool {
-	return s.log.isCreated(prev) && movesOn(&prev.step, step)
+// only moves prev on from its first version: then step takes prev's
+// place, and the log tells the created event from it. A change typed
+// created never does: the log tells the two events of a box apart by
+// their types.
+func takesPlace(typ events.Type, prev *stepBox, step *lifecycle.Step) bool {
+	return typ != events.TypeStepCreated && prev.isFirst() && prev.movesOn(step)
 }
 
 // putStepLocked stores a copy of step, a change of prev (nil for a new
-// step), whose event is about to be appended to the log, and returns the
-// copy. A copy that does not take prev's place goes to the first of boxes.
-func (s *Store) putStepLocked(step *lifecycle.Step, prev *stepBox, boxes *[]stepBox) *lifecycle.Step {
-	box := prev
-	inPlace := s.takesPlace(prev, step)
-	if inPlace {
-		s.log.at(prev.logged).form = formOf(&prev.step)
-	} else {
-		box, *boxes = &(*boxes)[0], (*boxes)[1:]
+// step), whose event of type typ is about to be appended to the log, and
+// returns the copy. A copy that does not take prev's place goes to the
+// first of boxes.
+func (s *Store) putStepLocked(typ events.Type, step *lifecycle.Step, prev *stepBox, boxes *[]stepBox) *stepBox {
+	if takesPlace(typ, prev, step) {
+		prev.moveOn(step)
+		prev.version++
+		return prev
 	}
-	c := box.copy(step)
-	c.Version++
-	box.logged = s.log.len()
-	if !inPlace {
-		s.steps[c.ID] = box
+	box := &(*boxes)[0]
+	*boxes = (*boxes)[1:]
+	var p *parent
+	if prev != nil {
+		p = prev.parent
 	}
-	if c.Version == 1 {
-		index, ok := s.runSteps[c.RunID]
-		if !ok {
-			index = btree.NewG(32, lessKeys)
-			s.runSteps[c.RunID] = index
+	box.fill(step, s.parentLocked(p, step))
+	box.version++
+	s.steps.put(box)
+	if box.version == 1 {
+		if typ == events.TypeStepCreated {
+			box.flags |= bornCreated
 		}
-		index.ReplaceOrInsert(stepKey{c.CreatedAt, c.ID})
+		run := box.parent.run
+		if run.steps == nil {
+			run.steps = btree.NewWithFreeListG(32, lessKeys, s.nodes)
+		}
+		run.steps.ReplaceOrInsert(stepKey{box.createdAt, box.id})
 	}
-	return c
+	return box
+}
+
+// parentLocked returns the parent step names: p, or the one its run's
+// latest new step named, if step names the same; otherwise a new one,
+// which the run keeps for the steps after it.
+func (s *Store) parentLocked(p *parent, step *lifecycle.Step) *parent {
+	same := func(p *parent) bool {
+		return p != nil && p.run.id == step.RunID && p.threadID == step.ThreadID && p.assistantID == step.AssistantID
+	}
+	if same(p) {
+		return p
+	}
+	run := s.runEntryLocked(step.RunID)
+	if !same(run.parent) {
+		run.parent = &parent{run: run, threadID: step.ThreadID, assistantID: step.AssistantID}
+	}
+	return run.parent
+}
+
+// runEntryLocked returns the entry of the run with the given id, made
+// (with no run yet) if there is none.
+func (s *Store) runEntryLocked(id string) *runEntry {
+	e, ok := s.runs[id]
+	if !ok {
+		e = &runEntry{id: id}
+		s.runs[id] = e
+	}
+	return e
 }
 
 func (s *Store) putRunLocked(run *lifecycle.Run) {
-	e, ok := s.runs[run.ID]
-	if !ok {
-		e = new(runEntry)
-		s.runs[run.ID] = e
-	}
+	e := s.runEntryLocked(run.ID)
 	if k, ok := deadlineOf(e.run); ok {
 		s.deadlines.Delete(k)
 	}
@@ -214,39 +263,6 @@ func (s *Store) putRunLocked(run *lifecycle.Run) {
 		s.deadlines.ReplaceOrInsert(k)
 	}
 	e.run, e.version = run, run.Version
-}
-
-// stepBox is a stored step and its stamp, in one piece of memory, and
-// where in the log the event that wrote it sits. A valid step has one
-// stamp at most, the *_at of its terminal status. (Any other stamps are
-// copied on their own.)
-type stepBox struct {
-	step   lifecycle.Step
-	stamp  int64
-	logged int
-}
-
-// copy fills b with a deep copy of step and returns the copy.
-func (b *stepBox) copy(step *lifecycle.Step) *lifecycle.Step {
-	rest := *step
-	rest.ExpiredAt, rest.CancelledAt, rest.FailedAt, rest.CompletedAt = nil, nil, nil, nil
-	b.step = rest.Clone()
-	c := &b.step
-	boxed := false
-	for _, st := range [...]stamp{
-		{&c.ExpiredAt, step.ExpiredAt}, {&c.CancelledAt, step.CancelledAt},
-		{&c.FailedAt, step.FailedAt}, {&c.CompletedAt, step.CompletedAt},
-	} {
-		switch {
-		case st.src == nil:
-		case !boxed:
-			b.stamp, *st.dst, boxed = *st.src, &b.stamp, true
-		default:
-			v := *st.src
-			*st.dst = &v
-		}
-	}
-	return c
 }
 
 // runBox is a stored run and its stamps, in one piece of memory.
@@ -307,7 +323,7 @@ func (s *Store) checkLocked(batch []events.Event, guards []store.Guard, prev []*
 	for _, g := range guards {
 		cur, ok := s.runs[g.RunID]
 		switch {
-		case !ok:
+		case !ok || cur.run == nil:
 			return nil, fmt.Errorf("memory: guard run %s: %w", g.RunID, store.ErrNotFound)
 		case cur.version != g.Version:
 			return nil, fmt.Errorf("memory: guard run %s at version %d (stored %d): %w", g.RunID, g.Version, cur.version, store.ErrConflict)
@@ -390,19 +406,20 @@ func checkDistinctSmall(batch []events.Event, guards []store.Guard) error {
 // checkStepLocked checks a step's version and returns its stored box
 // (nil if it is new).
 func (s *Store) checkStepLocked(step *lifecycle.Step) (*stepBox, error) {
-	e, exists := s.steps[step.ID]
-	if err := checkVersion("step", step.ID, step.Version, exists, func() int64 { return e.step.Version }); err != nil {
+	e := s.steps.get(step.ID)
+	exists := e != nil
+	if err := checkVersion("step", step.ID, step.Version, exists, func() int64 { return e.version }); err != nil {
 		return nil, err
 	}
-	if exists && (e.step.RunID != step.RunID || e.step.CreatedAt != step.CreatedAt) {
+	if exists && (e.parent.run.id != step.RunID || e.createdAt != step.CreatedAt) {
 		return nil, fmt.Errorf("memory: update step %s: %w: run_id and created_at never change", step.ID, store.ErrInvalid)
 	}
 	return e, nil
 }
 
 func (s *Store) checkRunLocked(run *lifecycle.Run) error {
-	cur, exists := s.runs[run.ID]
-	return checkVersion("run", run.ID, run.Version, exists, func() int64 { return cur.version })
+	cur, ok := s.runs[run.ID]
+	return checkVersion("run", run.ID, run.Version, ok && cur.run != nil, func() int64 { return cur.version })
 }
 
 // checkVersion checks the version a writer read against what is stored.
@@ -426,10 +443,11 @@ func (s *Store) GetStep(ctx context.Context, id string) (lifecycle.Step, error) 
 		return lifecycle.Step{}, err
 	}
 	s.mu.RLock()
-	e, ok := s.steps[id]
+	e := s.steps.get(id)
+	ok := e != nil
 	var step lifecycle.Step
 	if ok {
-		step = e.step.Clone() // under the lock: a step moving on is copied in place
+		step = e.get() // under the lock: a step moving on is copied in place
 	}
 	s.mu.RUnlock()
 	if !ok {
@@ -445,12 +463,13 @@ func (s *Store) GetStepForUpdate(ctx context.Context, id string) (lifecycle.Step
 		return lifecycle.Step{}, store.RunDeadline{}, err
 	}
 	s.mu.RLock()
-	e, ok := s.steps[id]
+	e := s.steps.get(id)
+	ok := e != nil
 	var step lifecycle.Step
 	var deadline store.RunDeadline
 	if ok {
-		step = e.step.Clone() // under the lock: a step moving on is copied in place
-		if k, armed := deadlineOf(s.runLocked(step.RunID)); armed {
+		step = e.get() // under the lock: a step moving on is copied in place
+		if k, armed := deadlineOf(e.parent.run.run); armed {
 			deadline = store.RunDeadline{At: k.at, Armed: true}
 		}
 	}
@@ -473,16 +492,20 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	index := s.runSteps[q.RunID]
+	var index *btree.BTreeG[stepKey]
+	if run := s.runs[q.RunID]; run != nil {
+		index = run.steps
+	}
 	cursor := func(id string) (*stepKey, error) {
 		if id == "" {
 			return nil, nil
 		}
-		e, ok := s.steps[id]
-		if !ok || e.step.RunID != q.RunID {
+		e := s.steps.get(id)
+		ok := e != nil
+		if !ok || e.parent.run.id != q.RunID {
 			return nil, fmt.Errorf("memory: list steps of run %s: cursor %s: %w", q.RunID, id, store.ErrNotFound)
 		}
-		return &stepKey{e.step.CreatedAt, e.step.ID}, nil
+		return &stepKey{e.createdAt, e.id}, nil
 	}
 	after, err := cursor(q.After)
 	if err != nil {
@@ -528,7 +551,7 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 	}
 	page.Steps = make([]lifecycle.Step, len(keys))
 	for i, k := range keys {
-		page.Steps[i] = s.steps[k.id].step.Clone()
+		page.Steps[i] = s.steps.get(k.id).get()
 	}
 	return page, nil
 }
@@ -575,6 +598,7 @@ func (s *Store) GetRun(ctx context.Context, id string) (lifecycle.Run, error) {
 	s.mu.RLock()
 	var e runEntry
 	p, ok := s.runs[id]
+	ok = ok && p.run != nil
 	if ok {
 		e = *p // the run it points at never changes; the entry does
 	}
@@ -593,13 +617,13 @@ func (s *Store) StepsInProgress(ctx context.Context, runID string) ([]lifecycle.
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []lifecycle.Step
-	if index := s.runSteps[runID]; index != nil {
+	if run := s.runs[runID]; run != nil && run.steps != nil {
 		// Sized for the run: growing a slice of 10,000 steps copied them
 		// over and over, half the cost of expiring such a run.
-		out = make([]lifecycle.Step, 0, index.Len())
-		index.Ascend(func(k stepKey) bool {
-			if step := s.steps[k.id].step; step.Status == lifecycle.StatusInProgress {
-				out = append(out, step.Clone())
+		out = make([]lifecycle.Step, 0, run.steps.Len())
+		run.steps.Ascend(func(k stepKey) bool {
+			if box := s.steps.get(k.id); box.status == inProgress {
+				out = append(out, box.get())
 			}
 			return true
 		})
@@ -634,14 +658,6 @@ func (s *Store) NextDeadline(ctx context.Context) (int64, bool, error) {
 	defer s.mu.RUnlock()
 	k, ok := s.deadlines.Min()
 	return k.at, ok, nil
-}
-
-// runLocked returns the stored run with the given id, or nil.
-func (s *Store) runLocked(id string) *lifecycle.Run {
-	if e := s.runs[id]; e != nil {
-		return e.run
-	}
-	return nil
 }
 
 // Close implements store.Store; a memory store holds nothing to release.
