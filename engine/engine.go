@@ -155,9 +155,11 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 			ID: ns.ID, CreatedAt: now, AssistantID: cmp.Or(ns.AssistantID, run.AssistantID), ThreadID: cmp.Or(ns.ThreadID, run.ThreadID),
 			RunID: ns.RunID, Type: ns.Type, Status: lifecycle.StatusInProgress, Details: ns.Details, Metadata: ns.Metadata,
 		}
-		if err = step.Validate(); err != nil {
-			break
-		}
+		// No Validate here: every store's Commit validates what it is given
+		// before it writes or reads anything (store.Store), and a second
+		// check was a tenth of a transition on the memory store. Its
+		// refusal is unwrapped below.
+		//
 		// The guard makes the run's end and this step's birth exclusive:
 		// if the run ends first, this commit conflicts and the next attempt
 		// sees the ended run; if the step commits first, the run's cascade
@@ -172,6 +174,9 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 	}
 	if err == nil {
 		err = store.ErrConflict // every attempt lost a race
+	}
+	if verr, ok := errors.AsType[*lifecycle.ValidationError](err); ok {
+		err = verr // bad input, not a store's failure
 	}
 	return lifecycle.Step{}, fmt.Errorf("engine: create step %s: %w", ns.ID, err)
 }

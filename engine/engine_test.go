@@ -119,6 +119,10 @@ func TestCreateStepRefusesBadInput(t *testing.T) {
 			require.ErrorAs(t, err, &verr)
 			assert.Equal(t, tc.field, verr.Field)
 			require.ErrorIs(t, err, lifecycle.ErrInvalid)
+			// The store's Commit found it (the engine does not check
+			// twice), but the error is about the input alone.
+			assert.NotErrorIs(t, err, store.ErrInvalid)
+			assert.Regexp(t, `^engine: create step step_\w+: `+regexp.QuoteMeta(verr.Error())+`$`, err.Error())
 		})
 	}
 	assert.Empty(t, f.stepEvents(t), "refused input writes nothing")
