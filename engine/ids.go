@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"crypto/rand"
 	mrand "math/rand/v2"
 	"sync"
 )
@@ -12,18 +11,15 @@ type IDGenerator interface {
 	NewID(prefix string) string
 }
 
-// RandomIDs returns the default generator: unpredictable ids from a ChaCha8
-// stream seeded by the operating system.
-func RandomIDs() IDGenerator {
-	var seed [32]byte
-	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails since Go 1.24
-	return &randomIDs{r: mrand.New(mrand.NewChaCha8(seed))}
-}
+// RandomIDs returns the default generator: unpredictable ids from the
+// runtime's ChaCha8 generators (math/rand/v2's top-level functions), which
+// the operating system seeds and which need no lock.
+func RandomIDs() IDGenerator { return randomIDs{} }
 
 // SeededIDs returns a generator whose ids are the same for the same seed
 // every time, for tests and reproducible demos.
 func SeededIDs(seed uint64) IDGenerator {
-	return &randomIDs{r: mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	return &seededIDs{r: mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -34,25 +30,53 @@ const idLen = 24
 // base62x8 is 62⁸: one uniform draw below it gives eight characters.
 const base62x8 = 62 * 62 * 62 * 62 * 62 * 62 * 62 * 62
 
-type randomIDs struct {
+// draws holds the draws that make one id.
+type draws [idLen / 8]uint64
+
+type randomIDs struct{}
+
+func (randomIDs) NewID(prefix string) string {
+	var d draws
+	for i := range d {
+		d[i] = mrand.Uint64N(base62x8)
+	}
+	return d.id(prefix)
+}
+
+type seededIDs struct {
 	// mu guards r, which is not safe for concurrent use.
 	mu sync.Mutex
 	r  *mrand.Rand
 }
 
-func (g *randomIDs) NewID(prefix string) string {
-	var draws [idLen / 8]uint64
+func (g *seededIDs) NewID(prefix string) string {
+	var d draws
 	g.mu.Lock()
-	for i := range draws {
-		draws[i] = g.r.Uint64N(base62x8)
+	for i := range d {
+		d[i] = g.r.Uint64N(base62x8)
 	}
 	g.mu.Unlock()
-	b := make([]byte, len(prefix), len(prefix)+idLen)
-	copy(b, prefix)
-	for _, d := range draws {
-		for range 8 {
-			b = append(b, base62[d%62])
-			d /= 62
+	return d.id(prefix)
+}
+
+// pairs[n] is the two characters of n < 62², lower digit first.
+var pairs = func() (p [62 * 62][2]byte) {
+	for n := range p {
+		p[n] = [2]byte{base62[n%62], base62[n/62]}
+	}
+	return p
+}()
+
+// id returns prefix and the characters of the draws, each draw's lower
+// digits first, two at a time.
+func (d *draws) id(prefix string) string {
+	var buf [64]byte
+	b := append(buf[:0], prefix...) // on the stack unless prefix is long
+	for _, v := range d {
+		for range 4 {
+			p := pairs[v%(62*62)]
+			b = append(b, p[0], p[1])
+			v /= 62 * 62
 		}
 	}
 	return string(b)
