@@ -10,10 +10,39 @@ import (
 // moved on (see stepBox.moveOn): the created event and the one that moved
 // it on share the box, and the created event is told from it.
 type entry struct {
-	typ  events.Type
 	at   int64
 	step *stepBox
 	run  *lifecycle.Run
+	typ  eventCode
+}
+
+// eventCode is an event's type as a number: its place in eventTypes, or
+// otherType for a type the log keeps apart (see eventLog.others).
+type eventCode uint8
+
+// eventTypes are the types the log codes, every type runstep writes.
+var eventTypes = [...]events.Type{
+	events.TypeStepCreated, events.TypeStepCompleted, events.TypeStepFailed,
+	events.TypeStepCancelled, events.TypeStepExpired,
+	events.TypeRunCreated, events.TypeRunQueued, events.TypeRunInProgress,
+	events.TypeRunRequiresAction, events.TypeRunCancelling, events.TypeRunCancelled,
+	events.TypeRunFailed, events.TypeRunCompleted, events.TypeRunIncomplete,
+	events.TypeRunExpired,
+}
+
+const (
+	createdCode eventCode = 0 // eventTypes[0]
+	otherType   eventCode = 255
+)
+
+// codeOf returns t's code, or otherType.
+func codeOf(t events.Type) eventCode {
+	for i, known := range eventTypes {
+		if t == known {
+			return eventCode(i)
+		}
+	}
+	return otherType
 }
 
 // chunkSize is how many events one chunk of the log holds.
@@ -24,13 +53,24 @@ const chunkSize = 4096
 type eventLog struct {
 	chunks [][]entry
 	n      int
+	// others holds the types of the events coded otherType, by their
+	// place in the log. A store keeps what it is given; a caller's own
+	// event types cost it a map entry each.
+	others map[int]events.Type
 }
 
 func (l *eventLog) len() int { return l.n }
 
 func (l *eventLog) at(i int) *entry { return &l.chunks[i/chunkSize][i%chunkSize] }
 
-func (l *eventLog) append(e entry) {
+// append adds an event of type t; e.typ is t's code.
+func (l *eventLog) append(e entry, t events.Type) {
+	if e.typ == otherType {
+		if l.others == nil {
+			l.others = make(map[int]events.Type)
+		}
+		l.others[l.n] = t
+	}
 	if l.n%chunkSize == 0 {
 		l.chunks = append(l.chunks, make([]entry, 0, chunkSize))
 	}
@@ -42,12 +82,15 @@ func (l *eventLog) append(e entry) {
 // event returns a copy of the event with Seq i+1.
 func (l *eventLog) event(i int) events.Event {
 	e := l.at(i)
-	ev := events.Event{Seq: int64(i) + 1, Type: e.typ, At: e.at}
+	ev := events.Event{Seq: int64(i) + 1, Type: l.others[i], At: e.at}
+	if e.typ != otherType {
+		ev.Type = eventTypes[e.typ]
+	}
 	switch {
 	case e.run != nil:
 		run := e.run.Clone()
 		ev.Run = &run
-	case e.typ == events.TypeStepCreated && e.step.flags&movedOn != 0:
+	case e.typ == createdCode && e.step.flags&movedOn != 0:
 		// The box's other event, the one that moved it on, is never a
 		// created event (see Store.takesPlace).
 		step := e.step.created()

@@ -128,3 +128,43 @@ func TestCreatedEventAfterAnUpdateInProgress(t *testing.T) {
 	require.Len(t, log, 3)
 	require.Equal(t, []lifecycle.Step{v1, v2, v3}, []lifecycle.Step{*log[0].Step, *log[1].Step, *log[2].Step})
 }
+
+// The log codes the types runstep writes; any other type a caller gives
+// reads back as given, in its place.
+func TestEventOfOtherTypeReadsBack(t *testing.T) {
+	s := New()
+	step := tools(nil)
+	commit := func(typ events.Type) {
+		t.Helper()
+		_, err := s.Commit(t.Context(), store.Events(events.Event{Type: typ, At: step.CreatedAt, Step: &step}))
+		require.NoError(t, err)
+		step.Version++
+	}
+	commit("thread.run.step.delta")
+	commit(events.TypeStepCreated)
+	commit("")
+
+	log, err := s.Events(t.Context(), 0, 10)
+	require.NoError(t, err)
+	var types []events.Type
+	for _, ev := range log {
+		types = append(types, ev.Type)
+	}
+	require.Equal(t, []events.Type{"thread.run.step.delta", events.TypeStepCreated, ""}, types)
+}
+
+// Every event runstep writes has a code: only a caller's own types take
+// the log's slower way.
+func TestEveryEventRunstepWritesHasACode(t *testing.T) {
+	written := []events.Type{events.TypeRunCreated}
+	for _, s := range statuses {
+		written = append(written, events.StepType(s))
+	}
+	for _, s := range lifecycle.RunStatuses {
+		written = append(written, events.RunType(s))
+	}
+	for _, typ := range written {
+		require.True(t, typ.Known(), typ)
+		require.NotEqual(t, otherType, codeOf(typ), typ)
+	}
+}

@@ -150,7 +150,7 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 	runBoxes := make([]runBox, nRuns)
 	first := int64(s.log.len()) + 1
 	for i, ev := range b.Events {
-		e := entry{typ: ev.Type, at: ev.At}
+		e := entry{typ: codeOf(ev.Type), at: ev.At}
 		if ev.Step != nil {
 			e.step = s.putStepLocked(ev.Type, ev.Step, prev[i], &stepBoxes)
 		} else {
@@ -159,7 +159,7 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 			e.run.Version++
 			s.putRunLocked(e.run)
 		}
-		s.log.append(e)
+		s.log.append(e, ev.Type)
 	}
 	return first, nil
 }
