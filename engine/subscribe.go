@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"sync/atomic"
 
 	"github.com/runstep/runstep/events"
 )
@@ -56,27 +57,36 @@ func (e *Engine) Subscribe(ctx context.Context, after int64) iter.Seq2[events.Ev
 
 // notifier wakes everyone waiting for the next commit. It allocates a
 // channel only when someone waits, so commits with no subscriber pay one
-// uncontended lock.
+// atomic load.
 type notifier struct {
-	// mu guards ch.
-	mu sync.Mutex
-	ch chan struct{}
+	mu sync.Mutex // serializes changes of ch
+	// ch is the channel the next notify closes, nil while nobody waits.
+	// A waiter stores it before it reads the log; a commit is stored
+	// before notify loads it. So either notify sees the channel, or the
+	// waiter's read sees the commit.
+	ch atomic.Pointer[chan struct{}]
 }
 
 func (n *notifier) wait() <-chan struct{} {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.ch == nil {
-		n.ch = make(chan struct{})
+	p := n.ch.Load()
+	if p == nil {
+		ch := make(chan struct{})
+		p = &ch
+		n.ch.Store(p)
 	}
-	return n.ch
+	return *p
 }
 
 func (n *notifier) notify() {
+	if n.ch.Load() == nil {
+		return
+	}
 	n.mu.Lock()
-	if n.ch != nil {
-		close(n.ch)
-		n.ch = nil
+	if p := n.ch.Load(); p != nil {
+		close(*p)
+		n.ch.Store(nil)
 	}
 	n.mu.Unlock()
 }

@@ -2,7 +2,6 @@ package memory
 
 import (
 	"maps"
-	"slices"
 
 	"github.com/runstep/runstep/lifecycle"
 )
@@ -81,9 +80,29 @@ const inProgress statusCode = 0 // statuses[0]
 // codes returns the codes of a step's type and status, and false if either
 // has none (no valid step is such).
 func codes(step *lifecycle.Step) (typeCode, statusCode, bool) {
-	t := slices.Index(types[:], step.Type)
-	s := slices.Index(statuses[:], step.Status)
-	return typeCode(t), statusCode(s), t >= 0 && s >= 0
+	var t typeCode
+	switch step.Type {
+	case lifecycle.TypeMessageCreation:
+	case lifecycle.TypeToolCalls:
+		t = 1
+	default:
+		return 0, 0, false
+	}
+	var s statusCode
+	switch step.Status {
+	case lifecycle.StatusInProgress:
+	case lifecycle.StatusCompleted:
+		s = 1
+	case lifecycle.StatusFailed:
+		s = 2
+	case lifecycle.StatusCancelled:
+		s = 3
+	case lifecycle.StatusExpired:
+		s = 4
+	default:
+		return 0, 0, false
+	}
+	return t, s, true
 }
 
 // stampOf returns where a step of status s keeps its stamp, or nil for a

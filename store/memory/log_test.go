@@ -168,3 +168,20 @@ func TestEveryEventRunstepWritesHasACode(t *testing.T) {
 		require.NotEqual(t, otherType, codeOf(typ), typ)
 	}
 }
+
+// A box's codes stand for the type and status they were made from.
+func TestCodesStandForTheirValues(t *testing.T) {
+	for _, typ := range types {
+		for _, status := range statuses {
+			step := lifecycle.Step{Type: typ, Status: status}
+			tc, sc, ok := codes(&step)
+			require.True(t, ok)
+			require.Equal(t, typ, types[tc])
+			require.Equal(t, status, statuses[sc])
+		}
+	}
+	_, _, ok := codes(&lifecycle.Step{Type: "thinking", Status: lifecycle.StatusInProgress})
+	require.False(t, ok)
+	_, _, ok = codes(&lifecycle.Step{Type: lifecycle.TypeToolCalls, Status: "paused"})
+	require.False(t, ok)
+}

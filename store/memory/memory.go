@@ -28,9 +28,9 @@ type Store struct {
 	runs      map[string]*runEntry
 	deadlines *btree.BTreeG[deadlineKey] // runs that can still expire, by expires_at, id
 	log       eventLog
-	// nodes is the free list every run's index of steps takes its nodes
-	// from: one per index, as btree.NewG would make, cost a run as much
-	// as its first steps.
+	// nodes is the free list the B-trees of large runs (see runSteps)
+	// take their nodes from: one per tree, as btree.NewG would make,
+	// cost a run as much as its first steps.
 	nodes *btree.FreeListG[stepKey]
 }
 
@@ -42,20 +42,8 @@ type runEntry struct {
 	id      string
 	run     *lifecycle.Run // nil until the run is committed
 	version int64
-	steps   *btree.BTreeG[stepKey] // by created_at, id; nil until the first step
-	parent  *parent                // what the latest new step named, for the next to share
-}
-
-type stepKey struct {
-	createdAt int64
-	id        string
-}
-
-func lessKeys(a, b stepKey) bool {
-	if a.createdAt != b.createdAt { // ids compared only when they decide
-		return a.createdAt < b.createdAt
-	}
-	return a.id < b.id
+	steps   runSteps
+	parent  *parent // what the latest new step named, for the next to share
 }
 
 type deadlineKey struct {
@@ -217,11 +205,7 @@ func (s *Store) putStepLocked(typ events.Type, step *lifecycle.Step, prev *stepB
 		if typ == events.TypeStepCreated {
 			box.flags |= bornCreated
 		}
-		run := box.parent.run
-		if run.steps == nil {
-			run.steps = btree.NewWithFreeListG(32, lessKeys, s.nodes)
-		}
-		run.steps.ReplaceOrInsert(stepKey{box.createdAt, box.id})
+		box.parent.run.steps.insert(stepKey{box.createdAt, box.id}, s.nodes)
 	}
 	return box
 }
@@ -492,9 +476,9 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var index *btree.BTreeG[stepKey]
-	if run := s.runs[q.RunID]; run != nil {
-		index = run.steps
+	var index *runSteps
+	if run := s.runs[q.RunID]; run != nil && run.steps.len() > 0 {
+		index = &run.steps
 	}
 	cursor := func(id string) (*stepKey, error) {
 		if id == "" {
@@ -534,12 +518,12 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 	}
 	if before != nil && after == nil {
 		// Only Before: the Limit steps just before it, walked backwards.
-		walk(index, !ascending, before, collect)
+		index.walk(!ascending, before, collect)
 		slices.Reverse(keys)
 	} else if before == nil || ascending && lessKeys(*after, *before) || !ascending && lessKeys(*before, *after) {
 		// Unless After comes strictly before Before in Order, nothing lies
 		// between them: the page is empty.
-		walk(index, ascending, after, collect)
+		index.walk(ascending, after, collect)
 	}
 	page := store.StepPage{HasMore: len(keys) > q.Limit}
 	if page.HasMore {
@@ -554,22 +538,6 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 		page.Steps[i] = s.steps.get(k.id).get()
 	}
 	return page, nil
-}
-
-// walk visits index in ascending or descending order, starting just past
-// from (or at the first key if from is nil), until visit returns false.
-func walk(index *btree.BTreeG[stepKey], ascending bool, from *stepKey, visit func(stepKey) bool) {
-	pastFrom := func(k stepKey) bool { return k == *from || visit(k) }
-	switch {
-	case from == nil && ascending:
-		index.Ascend(visit)
-	case from == nil:
-		index.Descend(visit)
-	case ascending:
-		index.AscendGreaterOrEqual(*from, pastFrom)
-	default:
-		index.DescendLessOrEqual(*from, pastFrom)
-	}
 }
 
 // Events implements store.Store.
@@ -617,11 +585,11 @@ func (s *Store) StepsInProgress(ctx context.Context, runID string) ([]lifecycle.
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []lifecycle.Step
-	if run := s.runs[runID]; run != nil && run.steps != nil {
+	if run := s.runs[runID]; run != nil && run.steps.len() > 0 {
 		// Sized for the run: growing a slice of 10,000 steps copied them
 		// over and over, half the cost of expiring such a run.
-		out = make([]lifecycle.Step, 0, run.steps.Len())
-		run.steps.Ascend(func(k stepKey) bool {
+		out = make([]lifecycle.Step, 0, run.steps.len())
+		run.steps.walk(true, nil, func(k stepKey) bool {
 			if box := s.steps.get(k.id); box.status == inProgress {
 				out = append(out, box.get())
 			}
