@@ -31,7 +31,7 @@ type Store struct {
 	// nodes is the free list the B-trees of large runs (see runSteps)
 	// take their nodes from: one per tree, as btree.NewG would make,
 	// cost a run as much as its first steps.
-	nodes *btree.FreeListG[stepKey]
+	nodes *btree.FreeListG[*stepBox]
 }
 
 // runEntry is a stored run and its version, and its steps, one per run id,
@@ -87,7 +87,7 @@ func newStore(hash func(string) uint64) *Store {
 		steps:     newStepIndex(hash),
 		runs:      make(map[string]*runEntry),
 		deadlines: btree.NewG(32, lessDeadlines),
-		nodes:     btree.NewFreeListG[stepKey](btree.DefaultFreeListSize),
+		nodes:     btree.NewFreeListG[*stepBox](btree.DefaultFreeListSize),
 	}
 }
 
@@ -201,12 +201,10 @@ func (s *Store) putStepLocked(typ events.Type, step *lifecycle.Step, prev *stepB
 	box.fill(step, s.parentLocked(p, step))
 	box.version++
 	s.steps.put(box)
-	if box.version == 1 {
-		if typ == events.TypeStepCreated {
-			box.flags |= bornCreated
-		}
-		box.parent.run.steps.insert(stepKey{box.createdAt, box.id}, s.nodes)
+	if box.version == 1 && typ == events.TypeStepCreated {
+		box.flags |= bornCreated
 	}
+	box.parent.run.steps.put(box, s.nodes)
 	return box
 }
 
@@ -480,7 +478,7 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 	if run := s.runs[q.RunID]; run != nil && run.steps.len() > 0 {
 		index = &run.steps
 	}
-	cursor := func(id string) (*stepKey, error) {
+	cursor := func(id string) (*stepBox, error) {
 		if id == "" {
 			return nil, nil
 		}
@@ -489,7 +487,7 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 		if !ok || e.parent.run.id != q.RunID {
 			return nil, fmt.Errorf("memory: list steps of run %s: cursor %s: %w", q.RunID, id, store.ErrNotFound)
 		}
-		return &stepKey{e.createdAt, e.id}, nil
+		return e, nil
 	}
 	after, err := cursor(q.After)
 	if err != nil {
@@ -508,34 +506,34 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 	// Walk away from the cursor the page was asked from, Limit+1 steps at
 	// most: the extra one only says whether there are more.
 	ascending := q.Order != store.OrderDesc
-	var keys []stepKey
-	collect := func(k stepKey) bool {
-		if before != nil && after != nil && k == *before {
+	var boxes []*stepBox
+	collect := func(b *stepBox) bool {
+		if before != nil && after != nil && b.id == before.id {
 			return false
 		}
-		keys = append(keys, k)
-		return len(keys) <= q.Limit
+		boxes = append(boxes, b)
+		return len(boxes) <= q.Limit
 	}
 	if before != nil && after == nil {
 		// Only Before: the Limit steps just before it, walked backwards.
 		index.walk(!ascending, before, collect)
-		slices.Reverse(keys)
-	} else if before == nil || ascending && lessKeys(*after, *before) || !ascending && lessKeys(*before, *after) {
+		slices.Reverse(boxes)
+	} else if before == nil || ascending && lessBoxes(after, before) || !ascending && lessBoxes(before, after) {
 		// Unless After comes strictly before Before in Order, nothing lies
 		// between them: the page is empty.
 		index.walk(ascending, after, collect)
 	}
-	page := store.StepPage{HasMore: len(keys) > q.Limit}
+	page := store.StepPage{HasMore: len(boxes) > q.Limit}
 	if page.HasMore {
 		if before != nil && after == nil {
-			keys = keys[1:] // the extra one is the farthest from the cursor
+			boxes = boxes[1:] // the extra one is the farthest from the cursor
 		} else {
-			keys = keys[:q.Limit]
+			boxes = boxes[:q.Limit]
 		}
 	}
-	page.Steps = make([]lifecycle.Step, len(keys))
-	for i, k := range keys {
-		page.Steps[i] = s.steps.get(k.id).get()
+	page.Steps = make([]lifecycle.Step, len(boxes))
+	for i, b := range boxes {
+		page.Steps[i] = b.get()
 	}
 	return page, nil
 }
@@ -589,8 +587,8 @@ func (s *Store) StepsInProgress(ctx context.Context, runID string) ([]lifecycle.
 		// Sized for the run: growing a slice of 10,000 steps copied them
 		// over and over, half the cost of expiring such a run.
 		out = make([]lifecycle.Step, 0, run.steps.len())
-		run.steps.walk(true, nil, func(k stepKey) bool {
-			if box := s.steps.get(k.id); box.status == inProgress {
+		run.steps.walk(true, nil, func(box *stepBox) bool {
+			if box.status == inProgress {
 				out = append(out, box.get())
 			}
 			return true
