@@ -155,18 +155,22 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 			ID: ns.ID, CreatedAt: now, AssistantID: cmp.Or(ns.AssistantID, run.AssistantID), ThreadID: cmp.Or(ns.ThreadID, run.ThreadID),
 			RunID: ns.RunID, Type: ns.Type, Status: lifecycle.StatusInProgress, Details: ns.Details, Metadata: ns.Metadata,
 		}
-		// No Validate here: every store's Commit validates what it is given
-		// before it writes or reads anything (store.Store), and a second
-		// check was a tenth of a transition on the memory store. Its
-		// refusal is unwrapped below.
+		// No Validate here: every store's Commit validates the step before
+		// it looks at anything stored (store.Store), and a second check was
+		// a tenth of a transition on the memory store.
 		//
 		// The guard makes the run's end and this step's birth exclusive:
 		// if the run ends first, this commit conflicts and the next attempt
 		// sees the ended run; if the step commits first, the run's cascade
 		// conflicts and reads it.
-		if err = e.commitStep(ctx, step, events.TypeStepCreated, now, store.Guard{RunID: run.ID, Version: run.Version}); err == nil {
+		err = e.commitStep(ctx, step, events.TypeStepCreated, now, store.Guard{RunID: run.ID, Version: run.Version})
+		if err == nil {
 			step.Version = 1
 			return step, nil
+		}
+		if verr, ok := errors.AsType[*lifecycle.ValidationError](err); ok && errors.Is(err, store.ErrInvalid) {
+			err = verr // the store refused the step itself: bad input, not a store's failure
+			break
 		}
 		if !errors.Is(err, store.ErrConflict) {
 			break
@@ -174,9 +178,6 @@ func (e *Engine) CreateStep(ctx context.Context, ns NewStep) (lifecycle.Step, er
 	}
 	if err == nil {
 		err = store.ErrConflict // every attempt lost a race
-	}
-	if verr, ok := errors.AsType[*lifecycle.ValidationError](err); ok {
-		err = verr // bad input, not a store's failure
 	}
 	return lifecycle.Step{}, fmt.Errorf("engine: create step %s: %w", ns.ID, err)
 }

@@ -58,9 +58,10 @@ type Store interface {
 	//
 	// Returns ErrInvalid for an event without exactly one of a step and a
 	// run, an object its Validate refuses (the error wraps the
-	// *lifecycle.ValidationError too), a batch that names one object twice,
-	// or an update that changes a step's run_id or created_at (checked
-	// before the stored state);
+	// *lifecycle.ValidationError too), or a batch that names one object
+	// twice, each found before the store looks at what it holds (so such a
+	// refusal never depends on stored state), and for an update that
+	// changes a step's run_id or created_at;
 	// ErrAlreadyExists if an object with version 0 exists; ErrNotFound if
 	// an object with a version above 0, or a guarded run, does not; and
 	// ErrConflict if an object's or guarded run's version is not the one

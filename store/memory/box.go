@@ -9,8 +9,8 @@ import (
 // A memory store keeps every step it was given, so a stored step's size
 // is the store's size; and on a machine where a fresh page of memory costs
 // microseconds, and the collector scans every pointer the store holds,
-// size is time. A stepBox therefore keeps a step packed: its run and
-// parents once per run, its type and status as small codes, its one stamp
+// size is time. A stepBox therefore keeps a step packed: its run, thread
+// and assistant in a parent its run's steps share, its type and status as small codes, its one stamp
 // as a number, and the rest (details with content, last_error, metadata,
 // usage) only when the step has any.
 

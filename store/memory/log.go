@@ -92,7 +92,7 @@ func (l *eventLog) event(i int) events.Event {
 		ev.Run = &run
 	case e.typ == createdCode && e.step.flags&movedOn != 0:
 		// The box's other event, the one that moved it on, is never a
-		// created event (see Store.takesPlace).
+		// created event (see takesPlace).
 		step := e.step.created()
 		ev.Step = &step
 	default:

@@ -20,9 +20,10 @@ import (
 type Store struct {
 	// mu guards every field below and what they point at. A commit
 	// stores fresh copies of the objects it writes, which the log and the
-	// state share; only a step that just ends overwrites its created copy,
-	// whose event the log then tells from it (see box.go). Readers copy
-	// out under the lock.
+	// state share; only a change that moves a step on from its first,
+	// created version overwrites that copy, whose event the log then
+	// tells from it (see takesPlace and box.go). Readers copy out under
+	// the lock.
 	mu        sync.RWMutex
 	steps     stepIndex
 	runs      map[string]*runEntry
@@ -43,7 +44,7 @@ type runEntry struct {
 	run     *lifecycle.Run // nil until the run is committed
 	version int64
 	steps   runSteps
-	parent  *parent // what the latest new step named, for the next to share
+	parent  *parent // the parent last made for one of its steps, for the next to share
 }
 
 type deadlineKey struct {
@@ -121,10 +122,11 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) (int64, error) {
 	for _, g := range b.Guards {
 		s.runs[g.RunID].version++
 	}
-	// Copy in: the stored objects are the store's alone. A step that only
-	// moves on from in progress takes the place of its old copy (see
-	// box.go); the other copies are allocated together: a cascade of
-	// thousands of steps makes one allocation, not thousands.
+	// Copy in: the stored objects are the store's alone. A change that
+	// only moves a step on from its first, created version takes the
+	// place of that copy (see takesPlace); the other copies are allocated
+	// together: a cascade of thousands of steps makes one allocation, not
+	// thousands.
 	nBoxes, nRuns := 0, 0
 	for i, ev := range b.Events {
 		switch {
