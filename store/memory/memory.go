@@ -210,9 +210,10 @@ func (s *Store) putStepLocked(typ events.Type, step *lifecycle.Step, prev *stepB
 	return box
 }
 
-// parentLocked returns the parent step names: p, or the one its run's
-// latest new step named, if step names the same; otherwise a new one,
-// which the run keeps for the steps after it.
+// parentLocked returns a parent of the run, thread and assistant step
+// names: p (its earlier version's) or the one its run made last, if either
+// names the same three; otherwise a new one, which the run keeps for the
+// steps after it.
 func (s *Store) parentLocked(p *parent, step *lifecycle.Step) *parent {
 	same := func(p *parent) bool {
 		return p != nil && p.run.id == step.RunID && p.threadID == step.ThreadID && p.assistantID == step.AssistantID
