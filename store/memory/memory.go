@@ -43,8 +43,8 @@ type runEntry struct {
 	id      string
 	run     *lifecycle.Run // nil until the run is committed
 	version int64
-	steps   runSteps
-	parent  *parent // the parent last made for one of its steps, for the next to share
+	steps   *runSteps // nil until its first step: many runs have none yet
+	parent  *parent   // the parent last made for one of its steps, for the next to share
 }
 
 type deadlineKey struct {
@@ -206,7 +206,11 @@ func (s *Store) putStepLocked(typ events.Type, step *lifecycle.Step, prev *stepB
 	if box.version == 1 && typ == events.TypeStepCreated {
 		box.flags |= bornCreated
 	}
-	box.parent.run.steps.put(box, s.nodes)
+	run := box.parent.run
+	if run.steps == nil {
+		run.steps = new(runSteps)
+	}
+	run.steps.put(box, s.nodes)
 	return box
 }
 
@@ -478,8 +482,8 @@ func (s *Store) ListSteps(ctx context.Context, q store.StepQuery) (store.StepPag
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var index *runSteps
-	if run := s.runs[q.RunID]; run != nil && run.steps.len() > 0 {
-		index = &run.steps
+	if run := s.runs[q.RunID]; run != nil && run.steps != nil {
+		index = run.steps
 	}
 	cursor := func(id string) (*stepBox, error) {
 		if id == "" {
@@ -586,7 +590,7 @@ func (s *Store) StepsInProgress(ctx context.Context, runID string) ([]lifecycle.
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []lifecycle.Step
-	if run := s.runs[runID]; run != nil && run.steps.len() > 0 {
+	if run := s.runs[runID]; run != nil && run.steps != nil {
 		// Sized for the run: growing a slice of 10,000 steps copied them
 		// over and over, half the cost of expiring such a run.
 		out = make([]lifecycle.Step, 0, run.steps.len())
